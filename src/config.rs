@@ -1,0 +1,345 @@
+//! Typed settings from the environment (and `app.env`), as the contract's table lists them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use actix_web::cookie::SameSite;
+use base64::Engine;
+
+/// A setting that is missing or malformed, named so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+fn bad(var: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A PEM-encoded RSA key pair, read but not yet parsed.
+#[derive(Clone)]
+pub struct KeyPairPem {
+    pub private_pem: Vec<u8>,
+    pub public_pem: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CookieSettings {
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub domain: Option<String>,
+    pub access_max_age: Duration,
+    pub refresh_max_age: Duration,
+}
+
+/// One CIDR block, for `TRUSTED_PROXIES`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_key_prefix: String,
+    pub host: String,
+    pub port: u16,
+    pub client_origins: Vec<String>,
+    pub access_keys: KeyPairPem,
+    pub refresh_keys: KeyPairPem,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub issuer: String,
+    pub audience: String,
+    pub cookies: CookieSettings,
+    pub refresh_reuse_grace: Duration,
+    pub login_attempts_limit: u32,
+    pub login_attempts_window: Duration,
+    pub login_attempts_ip_limit: u32,
+    pub trusted_proxies: Vec<Cidr>,
+    /// How many argon2 computations may run at once (each holds ~19 MiB).
+    pub hash_concurrency: usize,
+}
+
+impl Settings {
+    /// Reads `app.env` (if present) into the process environment, then the settings.
+    /// Variables already set in the environment win over the file.
+    pub fn load() -> Result<Self, ConfigError> {
+        match dotenvy::from_filename("app.env") {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(bad("app.env", e.to_string())),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the settings from any source of variables (the environment, or a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let access_ttl = env.duration("ACCESS_TOKEN_EXPIRED_IN", "15m")?;
+        let refresh_ttl = env.duration("REFRESH_TOKEN_EXPIRED_IN", "60m")?;
+        let cookie_secure = env.boolean("COOKIE_SECURE", false)?;
+        let same_site = env.same_site()?;
+        if same_site == SameSite::None && !cookie_secure {
+            return Err(bad("COOKIE_SAMESITE", "None requires COOKIE_SECURE=true"));
+        }
+        let refresh_max_age = env.minutes("REFRESH_TOKEN_MAXAGE")?.unwrap_or(refresh_ttl);
+        Ok(Settings {
+            database_url: env.required("DATABASE_URL")?,
+            redis_url: redis_url(&env.or("REDIS_URL", "redis://127.0.0.1:6379")),
+            redis_key_prefix: env.or("REDIS_KEY_PREFIX", "rs256:"),
+            host: env.or("HOST", "0.0.0.0"),
+            port: env.number("PORT", 8000)?,
+            client_origins: env.origins()?,
+            access_keys: env.key_pair("ACCESS_TOKEN")?,
+            refresh_keys: env.key_pair("REFRESH_TOKEN")?,
+            access_ttl,
+            refresh_ttl,
+            issuer: env.or("JWT_ISSUER", "rs256-auth"),
+            audience: env.or("JWT_AUDIENCE", "rs256-auth"),
+            cookies: CookieSettings {
+                secure: cookie_secure,
+                same_site,
+                domain: env.get("COOKIE_DOMAIN"),
+                access_max_age: env.minutes("ACCESS_TOKEN_MAXAGE")?.unwrap_or(access_ttl),
+                refresh_max_age,
+            },
+            refresh_reuse_grace: env.duration("REFRESH_REUSE_GRACE", "10s")?,
+            login_attempts_limit: env.number("LOGIN_ATTEMPTS_LIMIT", 10)?,
+            login_attempts_window: env.duration("LOGIN_ATTEMPTS_WINDOW", "15m")?,
+            login_attempts_ip_limit: env.number("LOGIN_ATTEMPTS_IP_LIMIT", 100)?,
+            trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
+            hash_concurrency: env.number("HASH_CONCURRENCY", default_hash_concurrency())?,
+        })
+    }
+}
+
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Accepts the seed's bare `host:port` as well as a full `redis://` URL.
+fn redis_url(raw: &str) -> String {
+    if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("redis://{raw}")
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// A set, non-blank value; blank counts as unset so `VAR=` in app.env means "default".
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn or(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.get(name).ok_or_else(|| bad(name, "is required"))
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad(name, format!("`{v}` is not a valid number"))),
+        }
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref() {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(v) => Err(bad(name, format!("`{v}` is not one of true, false, 1, 0"))),
+        }
+    }
+
+    fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+        let raw = self.or(name, default);
+        parse_duration(&raw).ok_or_else(|| {
+            bad(
+                name,
+                format!("`{raw}` is not a duration such as 30s, 15m, 1h or 7d"),
+            )
+        })
+    }
+
+    fn minutes(&self, name: &str) -> Result<Option<Duration>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u64>() {
+                Ok(m) if m > 0 => Ok(Some(Duration::from_secs(m * 60))),
+                _ => Err(bad(
+                    name,
+                    format!("`{v}` is not a positive number of minutes"),
+                )),
+            },
+        }
+    }
+
+    fn same_site(&self) -> Result<SameSite, ConfigError> {
+        match self
+            .or("COOKIE_SAMESITE", "Lax")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "strict" => Ok(SameSite::Strict),
+            "lax" => Ok(SameSite::Lax),
+            "none" => Ok(SameSite::None),
+            other => Err(bad(
+                "COOKIE_SAMESITE",
+                format!("`{other}` is not Strict, Lax or None"),
+            )),
+        }
+    }
+
+    fn origins(&self) -> Result<Vec<String>, ConfigError> {
+        let raw = self.or("CLIENT_ORIGIN", "http://localhost:3000");
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &origins {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let valid = matches!(host, Some(h) if !h.is_empty() && !h.contains('/'));
+            if !valid {
+                return Err(bad(
+                    "CLIENT_ORIGIN",
+                    format!("`{origin}` is not an origin such as https://app.example.com"),
+                ));
+            }
+        }
+        Ok(origins)
+    }
+
+    fn cidrs(&self, name: &str) -> Result<Vec<Cidr>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                parse_cidr(s)
+                    .ok_or_else(|| bad(name, format!("`{s}` is not a CIDR such as 10.0.0.0/8")))
+            })
+            .collect()
+    }
+
+    /// `PREFIX_PRIVATE_KEY` / `PREFIX_PUBLIC_KEY` as base64 of the PEM, or `..._FILE` naming a PEM file.
+    fn key_pair(&self, prefix: &str) -> Result<KeyPairPem, ConfigError> {
+        Ok(KeyPairPem {
+            private_pem: self.pem(&format!("{prefix}_PRIVATE_KEY"))?,
+            public_pem: self.pem(&format!("{prefix}_PUBLIC_KEY"))?,
+        })
+    }
+
+    fn pem(&self, name: &str) -> Result<Vec<u8>, ConfigError> {
+        let file_var = format!("{name}_FILE");
+        match (self.get(name), self.get(&file_var)) {
+            (Some(_), Some(_)) => Err(bad(
+                name,
+                format!("set either {name} or {file_var}, not both"),
+            )),
+            (None, None) => Err(bad(name, format!("is required (or {file_var})"))),
+            (None, Some(path)) => std::fs::read(&path)
+                .map_err(|e| bad(&file_var, format!("cannot read `{path}`: {e}"))),
+            (Some(b64), None) => {
+                let compact: String = b64.split_whitespace().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .map_err(|_| {
+                        bad(
+                            name,
+                            "is not valid base64 (it holds the PEM file, base64-encoded)",
+                        )
+                    })
+            }
+        }
+    }
+}
+
+/// `30s`, `15m`, `1h`, `7d`; a positive whole number and one unit.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.len().checked_sub(1)?;
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+fn parse_cidr(raw: &str) -> Option<Cidr> {
+    let (addr, prefix) = match raw.split_once('/') {
+        Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+        None => (raw.parse::<IpAddr>().ok()?, None),
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some(Cidr { addr, prefix })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        for bad in [
+            "",
+            "m",
+            "15",
+            "0m",
+            "-5m",
+            "1.5h",
+            "15 m",
+            "15M",
+            "9999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cidrs_parse_v4_and_v6() {
+        assert_eq!(parse_cidr("10.0.0.0/8").map(|c| c.prefix), Some(8));
+        assert_eq!(parse_cidr("::1").map(|c| c.prefix), Some(128));
+        assert!(parse_cidr("10.0.0.0/33").is_none());
+        assert!(parse_cidr("nope").is_none());
+    }
+
+    #[test]
+    fn bare_redis_host_port_becomes_a_url() {
+        assert_eq!(redis_url("127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redis_url("redis://h:1/3"), "redis://h:1/3");
+    }
+}

@@ -1,0 +1,64 @@
+//! The user as stored, and the view of it that clients may see.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A row of `users`. Holds the password hash, so it is never serialized.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub photo: String,
+    pub verified: bool,
+    pub provider: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The contract's user object.
+#[derive(Debug, Serialize)]
+pub struct UserView<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub photo: &'a str,
+    pub verified: bool,
+    pub provider: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn view(&self) -> UserView<'_> {
+        UserView {
+            id: self.id,
+            name: &self.name,
+            email: &self.email,
+            role: &self.role,
+            photo: &self.photo,
+            verified: self.verified,
+            provider: &self.provider,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// What registration stores: already trimmed, lowercased, checked and hashed.
+#[derive(Debug)]
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub photo: String,
+}
+
+/// Emails are compared and stored trimmed and lowercased.
+pub fn normalize_email(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}

@@ -1,0 +1,262 @@
+//! /api/auth: register, login, refresh, logout.
+
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::{Value, json};
+use validator::{Validate, ValidationErrors};
+
+use crate::domain::normalize_email;
+use crate::error::{AppError, FieldError, Result};
+use crate::http::body::Fields;
+use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
+use crate::http::guard::{bearer_token, cookie};
+use crate::service::auth::{self, Registration, SessionTokens};
+use crate::state::AppState;
+
+const DEFAULT_PHOTO: &str = "default.png";
+
+#[derive(Validate)]
+struct RegisterForm {
+    #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
+    name: String,
+    #[validate(
+        length(max = 254, message = "must be at most 254 characters"),
+        email(message = "must be a valid email address")
+    )]
+    email: String,
+    #[validate(length(min = 8, max = 128, message = "must be 8 to 128 characters"))]
+    password: String,
+    #[validate(must_match(other = "password", message = "must match password"))]
+    password_confirm: String,
+    #[validate(length(max = 255, message = "must be at most 255 characters"))]
+    photo: Option<String>,
+}
+
+/// validator names fields as in Rust; clients know the JSON names.
+fn json_name(field: &str) -> &str {
+    match field {
+        "password_confirm" => "passwordConfirm",
+        other => other,
+    }
+}
+
+fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+    let mut list: Vec<FieldError> = errors
+        .field_errors()
+        .into_iter()
+        .flat_map(|(field, errs)| {
+            errs.iter().map(move |e| {
+                let message = e.message.as_deref().unwrap_or("is invalid");
+                FieldError::new(json_name(&field), message.to_string())
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| a.field.cmp(&b.field));
+    list.dedup_by(|a, b| a.field == b.field);
+    list
+}
+
+fn parse_registration(body: &Value) -> Result<Registration> {
+    let mut fields = Fields::of(body)?;
+    let form = RegisterForm {
+        name: fields.required("name").trim().to_owned(),
+        email: normalize_email(fields.required("email")),
+        password: fields.required("password").to_owned(),
+        password_confirm: fields.required("passwordConfirm").to_owned(),
+        photo: fields.optional("photo").map(str::to_owned),
+    };
+    let mut errors = std::mem::take(&mut fields.errors);
+    if let Err(invalid) = form.validate() {
+        // A field that is missing or of the wrong type already has its error.
+        let fresh: Vec<FieldError> = field_errors(&invalid)
+            .into_iter()
+            .filter(|e| !fields_has(&errors, &e.field))
+            .collect();
+        errors.extend(fresh);
+    }
+    if !errors.is_empty() {
+        return Err(AppError::ValidationFailed(errors));
+    }
+    Ok(Registration {
+        name: form.name,
+        email: form.email,
+        password: form.password,
+        photo: form.photo.unwrap_or_else(|| DEFAULT_PHOTO.to_owned()),
+    })
+}
+
+fn fields_has(errors: &[FieldError], field: &str) -> bool {
+    errors.iter().any(|e| e.field == field)
+}
+
+pub async fn register(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse> {
+    let input = parse_registration(&body)?;
+    let user = auth::register(&state, input).await?;
+    Ok(HttpResponse::Created().json(json!({"status": "success", "data": {"user": user.view()}})))
+}
+
+pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse> {
+    let mut fields = Fields::of(&body)?;
+    let email = normalize_email(fields.required("email"));
+    let password = fields.required("password").to_owned();
+    if !fields.errors.is_empty() {
+        return Err(AppError::ValidationFailed(fields.errors));
+    }
+    let tokens = auth::login(&state, &email, password).await?;
+    Ok(session_response(&state, &tokens, false))
+}
+
+/// POST (and, for older clients, GET) /api/auth/refresh.
+pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let from_cookie = cookie(&req, REFRESH_COOKIE);
+    let (token, from_header) = match from_cookie {
+        Some(token) => (Some(token), false),
+        None => (bearer_token(&req), true),
+    };
+    let result = match token {
+        Some(token) => auth::refresh(&state, &token).await,
+        None => Err(AppError::NotLoggedIn),
+    };
+    match result {
+        Ok(tokens) => session_response(&state, &tokens, from_header),
+        Err(e) => {
+            let mut response = no_store(e.error_response());
+            // Only a definitively dead token clears cookies; an outage must not log anyone out.
+            if e.is_dead_token() {
+                state.cookies.clear(&mut response);
+            }
+            response
+        }
+    }
+}
+
+/// POST (and GET) /api/auth/logout: idempotent, always clears the cookies unless a store is down.
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    let candidates: Vec<String> = [
+        bearer_token(&req),
+        cookie(&req, ACCESS_COOKIE),
+        cookie(&req, REFRESH_COOKIE),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    auth::logout(&state, &candidates).await?;
+    let mut response = no_store(HttpResponse::Ok().json(json!({"status": "success"})));
+    state.cookies.clear(&mut response);
+    Ok(response)
+}
+
+/// The body and cookies of a login or refresh. A client that sent its refresh token in a
+/// header has no cookie jar, so it gets the new refresh token in the body too.
+fn session_response(
+    state: &AppState,
+    tokens: &SessionTokens,
+    refresh_in_body: bool,
+) -> HttpResponse {
+    let body = if refresh_in_body {
+        json!({"status": "success", "access_token": tokens.access.token, "refresh_token": tokens.refresh.token})
+    } else {
+        json!({"status": "success", "access_token": tokens.access.token})
+    };
+    let mut response = no_store(HttpResponse::Ok().json(body));
+    state.cookies.set(&mut response, tokens);
+    response
+}
+
+/// Responses that carry or clear tokens must not be cached by anything on the way.
+pub fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(body: Value) -> Vec<(String, String)> {
+        match parse_registration(&body) {
+            Err(AppError::ValidationFailed(errors)) => {
+                errors.into_iter().map(|e| (e.field, e.message)).collect()
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    fn fields(body: Value) -> Vec<String> {
+        errors_of(body).into_iter().map(|(f, _)| f).collect()
+    }
+
+    fn valid() -> Value {
+        json!({"name": " Ada ", "email": " Ada@Example.COM ", "password": "password1", "passwordConfirm": "password1"})
+    }
+
+    #[test]
+    fn a_valid_body_is_trimmed_and_lowercased() {
+        let input = parse_registration(&valid()).unwrap();
+        assert_eq!(input.name, "Ada");
+        assert_eq!(input.email, "ada@example.com");
+        assert_eq!(input.password, "password1");
+        assert_eq!(input.photo, "default.png");
+    }
+
+    #[test]
+    fn each_bad_field_is_named_once() {
+        assert_eq!(
+            fields(json!({})),
+            ["name", "email", "password", "passwordConfirm"]
+        );
+        let mut body = valid();
+        body["passwordConfirm"] = json!("password2");
+        assert_eq!(fields(body), ["passwordConfirm"]);
+        let mut body = valid();
+        body["email"] = json!(42);
+        assert_eq!(
+            errors_of(body),
+            [("email".to_owned(), "must be a string".to_owned())]
+        );
+        let mut body = valid();
+        body["name"] = json!("   ");
+        assert_eq!(fields(body), ["name"]);
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let mut body = valid();
+        body["name"] = json!("é".repeat(100));
+        assert!(fields(body).is_empty());
+        let mut body = valid();
+        body["name"] = json!("é".repeat(101));
+        assert_eq!(fields(body), ["name"]);
+        let mut body = valid();
+        body["password"] = json!("ü".repeat(128));
+        body["passwordConfirm"] = json!("ü".repeat(128));
+        assert!(fields(body).is_empty());
+        let mut body = valid();
+        body["password"] = json!("ü".repeat(129));
+        body["passwordConfirm"] = json!("ü".repeat(129));
+        assert_eq!(fields(body), ["password"]);
+        let mut body = valid();
+        body["password"] = json!("1234567");
+        body["passwordConfirm"] = json!("1234567");
+        assert_eq!(fields(body), ["password"]);
+    }
+
+    #[test]
+    fn passwords_are_never_trimmed() {
+        let mut body = valid();
+        body["password"] = json!(" password1 ");
+        body["passwordConfirm"] = json!(" password1 ");
+        assert_eq!(parse_registration(&body).unwrap().password, " password1 ");
+    }
+
+    #[test]
+    fn emails_over_254_characters_are_refused() {
+        let mut body = valid();
+        body["email"] = json!(format!("{}@example.com", "a".repeat(243)));
+        assert_eq!(fields(body), ["email"]);
+    }
+}

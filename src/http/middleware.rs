@@ -1,0 +1,166 @@
+//! Request ids, the span that carries them into every log line of a request, and the
+//! JSON envelope for the few errors that actix or a middleware answers on its own.
+
+use std::fmt;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
+use serde_json::json;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+/// An incoming id is kept only if it is short and plain, so it cannot forge log lines.
+fn acceptable(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    match next.call(req).await {
+        Ok(response) => {
+            let mut response = as_json(response.map_into_boxed_body());
+            set_id(response.headers_mut(), &id);
+            Ok(response)
+        }
+        // An error a middleware returned instead of a response: actix renders it later.
+        Err(inner) => Err(Tagged { inner, id }.into()),
+    }
+}
+
+fn set_id(headers: &mut actix_web::http::header::HeaderMap, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert(REQUEST_ID, value);
+    }
+}
+
+fn is_json(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The contract's code for an error status that our handlers did not produce.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "not_logged_in",
+        403 => "origin_forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "rate_limited",
+        503 => "service_unavailable",
+        500..=599 => "internal_error",
+        _ => "validation_failed",
+    }
+}
+
+fn envelope(status: StatusCode) -> String {
+    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    json!({"status": "fail", "code": code_for(status), "message": message}).to_string()
+}
+
+/// Every error body is JSON, even one that actix itself produced.
+fn as_json(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let mut response = response.map_body(|_, _| BoxBody::new(envelope(status)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A middleware's error, rendered as our envelope with the request id.
+struct Tagged {
+    inner: Error,
+    id: String,
+}
+
+impl fmt::Debug for Tagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Display for Tagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl ResponseError for Tagged {
+    fn status_code(&self) -> StatusCode {
+        self.inner.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.inner.error_response();
+        if !is_json(response.headers()) {
+            let status = response.status();
+            response = response.set_body(BoxBody::new(envelope(status)));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        set_id(response.headers_mut(), &self.id);
+        response
+    }
+}
+
+/// tracing-actix-web's root span, plus our request id.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        tracing_actix_web::root_span!(request, x_request_id = %id)
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acceptable;
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        assert!(acceptable("abc-123_x.y"));
+        assert!(acceptable(&"a".repeat(64)));
+        assert!(!acceptable(&"a".repeat(65)));
+        assert!(!acceptable(""));
+        assert!(!acceptable("a b"));
+        assert!(!acceptable("a\nb"));
+    }
+}

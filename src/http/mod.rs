@@ -1,0 +1,62 @@
+//! The route table, in one place.
+
+pub mod auth;
+pub mod body;
+pub mod cookies;
+pub mod guard;
+pub mod health;
+pub mod jwks;
+pub mod middleware;
+pub mod users;
+
+use actix_web::{HttpResponse, Route, web};
+
+use crate::error::AppError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/healthchecker")
+            .route(web::get().to(health::check))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/auth/register")
+            .route(web::post().to(auth::register))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/auth/login")
+            .route(web::post().to(auth::login))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/auth/refresh")
+            .route(web::post().to(auth::refresh))
+            .route(web::get().to(auth::refresh))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/auth/logout")
+            .route(web::post().to(auth::logout))
+            .route(web::get().to(auth::logout))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/users/me")
+            .route(web::get().to(users::me))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/.well-known/jwks.json")
+            .route(web::get().to(jwks::jwks))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+fn not_allowed(allow: &'static str) -> Route {
+    web::to(move || async move { Err::<HttpResponse, _>(AppError::MethodNotAllowed { allow }) })
+}
+
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}

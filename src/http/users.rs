@@ -1,0 +1,13 @@
+//! /api/users: the logged-in user.
+
+use actix_web::HttpResponse;
+use serde_json::json;
+
+use crate::http::auth::no_store;
+use crate::http::guard::AuthUser;
+
+pub async fn me(auth: AuthUser) -> HttpResponse {
+    no_store(
+        HttpResponse::Ok().json(json!({"status": "success", "data": {"user": auth.user.view()}})),
+    )
+}

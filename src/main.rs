@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+
+use rs256_auth::config::Settings;
+use rs256_auth::service::keygen::{self, KeygenOptions};
+use rs256_auth::startup::Application;
+use rs256_auth::telemetry;
+
+const USAGE: &str =
+    "usage: rs256-auth                 run the service (settings from the environment and app.env)
+       rs256-auth keys generate [--dir keys] [--bits 2048|3072|4096] [--force]";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => serve().await,
+        ["keys", "generate", ..] => generate_keys(&args[2..]),
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown command\n{USAGE}")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rs256-auth: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), String> {
+    let settings = Settings::load().map_err(|e| e.to_string())?;
+    telemetry::init();
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), "listening");
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+fn generate_keys(args: &[String]) -> Result<(), String> {
+    let options = KeygenOptions::parse(args)?;
+    let lines = keygen::run(&options)?;
+    eprintln!(
+        "wrote {bits}-bit key pairs to {dir}/; for app.env (or use the *_FILE settings):",
+        bits = options.bits,
+        dir = options.dir.display()
+    );
+    print!("{lines}");
+    Ok(())
+}

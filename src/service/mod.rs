@@ -1,0 +1,6 @@
+//! The service's flows and crypto, between HTTP and the stores.
+
+pub mod auth;
+pub mod keygen;
+pub mod password;
+pub mod tokens;

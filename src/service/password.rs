@@ -1,0 +1,111 @@
+//! argon2id hashing, off the async workers and bounded: each hash holds ~19 MiB, so a flood
+//! of logins queues for a permit instead of multiplying memory or starving other requests.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+use tracing::Span;
+
+use crate::error::{AppError, Result};
+
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    /// Verified against when the email is unknown, so both failures cost the same time.
+    dummy_hash: Arc<str>,
+}
+
+impl Passwords {
+    pub fn new(concurrency: usize) -> Result<Self, String> {
+        let dummy =
+            hash_now(&uuid::Uuid::new_v4().to_string()).map_err(|e| format!("argon2: {e}"))?;
+        Ok(Passwords {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy.into(),
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.blocking(move || hash_now(&password).map_err(AppError::internal))
+            .await
+    }
+
+    /// Verifies against `hash`, or against the dummy hash when there is none. Always runs argon2.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        let found = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matches = self
+            .blocking(move || Ok(verify_now(&password, &hash)))
+            .await?;
+        Ok(found && matches)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(AppError::internal)?;
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(work)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+}
+
+fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
+    // Argon2::default() is argon2id, m=19456 KiB, t=2, p=1: OWASP's recommendation.
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes())?
+        .to_string())
+}
+
+fn verify_now(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() {
+        let hash = hash_now("correct horse").unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(verify_now("correct horse", &hash));
+        assert!(!verify_now("correct horsE", &hash));
+        assert!(!verify_now("correct horse", "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies_even_with_the_dummy_password() {
+        let passwords = Passwords::new(1).unwrap();
+        let dummy = passwords.dummy_hash.to_string();
+        assert!(!passwords.verify("anything".into(), None).await.unwrap());
+        assert!(
+            passwords
+                .verify("x".repeat(8), Some(hash_now(&"x".repeat(8)).unwrap()))
+                .await
+                .unwrap()
+        );
+        assert!(dummy.starts_with("$argon2id$"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The one shared state of the app, built once at start.
+
+use std::time::Duration;
+
+use crate::http::cookies::CookiePolicy;
+use crate::service::password::Passwords;
+use crate::service::tokens::Tokens;
+use crate::store::{SessionStore, UserStore};
+
+pub struct AppState {
+    pub users: UserStore,
+    pub sessions: SessionStore,
+    pub tokens: Tokens,
+    pub passwords: Passwords,
+    pub cookies: CookiePolicy,
+    pub refresh_grace: Duration,
+}

@@ -1,0 +1,8 @@
+//! The only code that talks to Postgres and Redis. Handlers and services use these types,
+//! so another backend can replace one without touching them.
+
+pub mod sessions;
+pub mod users;
+
+pub use sessions::SessionStore;
+pub use users::UserStore;
