@@ -217,11 +217,7 @@ impl Env<'_> {
             .filter(|o| !o.is_empty())
             .collect();
         for origin in &origins {
-            let host = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            let valid = matches!(host, Some(h) if !h.is_empty() && !h.contains('/'));
-            if !valid {
+            if !is_origin(origin) {
                 return Err(bad(
                     "CLIENT_ORIGIN",
                     format!("`{origin}` is not an origin such as https://app.example.com"),
@@ -276,6 +272,20 @@ impl Env<'_> {
             }
         }
     }
+}
+
+/// `scheme://host[:port]`, as browsers send in `Origin`, and nothing more.
+fn is_origin(raw: &str) -> bool {
+    let Ok(uri) = raw.parse::<actix_web::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri
+            .authority()
+            .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+        && uri
+            .path_and_query()
+            .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
 }
 
 /// `30s`, `15m`, `1h`, `7d`; a positive whole number and one unit.
@@ -335,6 +345,29 @@ mod tests {
         assert_eq!(parse_cidr("::1").map(|c| c.prefix), Some(128));
         assert!(parse_cidr("10.0.0.0/33").is_none());
         assert!(parse_cidr("nope").is_none());
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for good in [
+            "http://localhost:3000",
+            "https://app.example.com",
+            "http://[::1]:8080",
+        ] {
+            assert!(is_origin(good), "{good}");
+        }
+        for bad in [
+            "localhost:3000",
+            "ftp://x.example",
+            "https://a.example/path",
+            "https://a.example?q",
+            "http://",
+            "https://exa mple.com",
+            "https://u@a.example",
+            "*",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
     }
 
     #[test]

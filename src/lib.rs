@@ -1,5 +1,11 @@
 //! rs256-auth: register and sign in users; RS256 access and refresh tokens; sessions in Redis.
 
+// A panic on a request path is a defect: start-up failures return messages instead.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod domain;
 pub mod error;

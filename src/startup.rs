@@ -8,8 +8,9 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, http, web};
 use deadpool_redis::{Pool, Runtime, Timeouts};
-use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -33,6 +34,7 @@ impl Application {
     /// Everything that can fail at start fails here, with a message naming the cause.
     pub async fn build(settings: Settings) -> Result<Self, String> {
         let tokens = Tokens::from_settings(&settings)?;
+        create_database_if_missing(&settings.database_url).await?;
         let postgres = postgres_pool(&settings)?;
         sqlx::migrate!("./migrations")
             .run(&postgres)
@@ -78,6 +80,20 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// So that a first `cargo run` needs no manual `createdb`.
+async fn create_database_if_missing(url: &str) -> Result<(), String> {
+    let exists = Postgres::database_exists(url)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot reach Postgres: {e}"))?;
+    if !exists {
+        Postgres::create_database(url)
+            .await
+            .map_err(|e| format!("DATABASE_URL: cannot create the database: {e}"))?;
+        tracing::info!("created the database");
+    }
+    Ok(())
 }
 
 fn postgres_pool(settings: &Settings) -> Result<PgPool, String> {

@@ -66,6 +66,16 @@ fn parse_registration(body: &Value) -> Result<Registration> {
         photo: fields.optional("photo").map(str::to_owned),
     };
     let mut errors = std::mem::take(&mut fields.errors);
+    // Postgres text cannot hold NUL; refuse it here rather than fail at the insert.
+    for (field, value) in [
+        ("name", form.name.as_str()),
+        ("email", &form.email),
+        ("photo", form.photo.as_deref().unwrap_or("")),
+    ] {
+        if value.contains('\0') && !fields_has(&errors, field) {
+            errors.push(FieldError::new(field, "must not contain NUL characters"));
+        }
+    }
     if let Err(invalid) = form.validate() {
         // A field that is missing or of the wrong type already has its error.
         let fresh: Vec<FieldError> = field_errors(&invalid)
@@ -101,6 +111,10 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result
     let password = fields.required("password").to_owned();
     if !fields.errors.is_empty() {
         return Err(AppError::ValidationFailed(fields.errors));
+    }
+    if email.contains('\0') {
+        // No stored email has one; the input's shape says nothing about who exists.
+        return Err(AppError::InvalidCredentials);
     }
     let tokens = auth::login(&state, &email, password).await?;
     Ok(session_response(&state, &tokens, false))
@@ -243,6 +257,14 @@ mod tests {
         body["password"] = json!("1234567");
         body["passwordConfirm"] = json!("1234567");
         assert_eq!(fields(body), ["password"]);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_where_postgres_would_choke() {
+        let mut body = valid();
+        body["name"] = json!("Ada\u{0}");
+        body["photo"] = json!("a\u{0}.png");
+        assert_eq!(fields(body), ["name", "photo"]);
     }
 
     #[test]
