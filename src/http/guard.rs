@@ -36,9 +36,11 @@ impl FromRequest for AuthUser {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive). Bytes that are
+/// not text are kept (lossily), so that such a token fails verification instead of being
+/// mistaken for no token at all.
 pub fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = String::from_utf8_lossy(req.headers().get(header::AUTHORIZATION)?.as_bytes());
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())

@@ -1,0 +1,9 @@
+//! Integration tests: the real app on a random port, against real Postgres and Redis.
+//! One binary, so the app's dependencies link once.
+
+mod helpers;
+
+mod auth_flow;
+mod config;
+mod edges;
+mod tokens;
