@@ -32,8 +32,8 @@ fn settings(db: &str, prefix: &str) -> Settings {
     Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings")
 }
 
-/// Runs `total` calls of `call`, `CONCURRENCY` at a time; prints rate and latency percentiles.
-async fn measure<F, Fut>(name: &'static str, total: usize, call: F)
+/// Runs `total` calls of `call` (each must answer `expected`), `CONCURRENCY` at a time; prints rate and latency percentiles.
+async fn measure<F, Fut>(name: &'static str, total: usize, expected: u16, call: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = u16> + Send,
@@ -53,7 +53,7 @@ where
                     }
                     let t = Instant::now();
                     let status = call(i).await;
-                    assert!(status < 300, "{name}: status {status}");
+                    assert_eq!(status, expected, "{name}");
                     latencies.push(t.elapsed());
                 }
             })
@@ -136,7 +136,7 @@ async fn main() {
     let emails: Arc<Vec<String>> =
         Arc::new((0..200).map(|i| format!("bench{i}@example.com")).collect());
     let (c, b, e) = (client.clone(), base.clone(), emails.clone());
-    measure("register (argon2 hash)", emails.len(), move |i| {
+    measure("register (argon2 hash)", emails.len(), 201, move |i| {
         let (c, b, e) = (c.clone(), b.clone(), e.clone());
         async move {
             let body = json!({"name": "Bench", "email": e[i], "password": password, "passwordConfirm": password});
@@ -144,21 +144,67 @@ async fn main() {
         }
     })
     .await;
-    let (c, b, e) = (client.clone(), base.clone(), emails.clone());
-    measure("login (argon2 verify + 2 sign)", 400, move |i| {
-        let (c, b, e) = (c.clone(), b.clone(), e.clone());
-        async move {
-            let body = json!({"email": e[i % e.len()], "password": password});
-            c.post(format!("{b}/api/auth/login"))
+    let logins = [
+        ("login (argon2 verify + 2 sign)", password, false, 200),
+        ("login, wrong password", "wrong password!", false, 401),
+        ("login, unknown email", password, true, 401),
+    ];
+    for (name, attempt, unknown, expected) in logins {
+        let (c, b, e) = (client.clone(), base.clone(), emails.clone());
+        measure(name, 200, expected, move |i| {
+            let (c, b, e) = (c.clone(), b.clone(), e.clone());
+            async move {
+                let email = if unknown {
+                    format!("nobody{i}@example.com")
+                } else {
+                    e[i % e.len()].clone()
+                };
+                let body = json!({"email": email, "password": attempt});
+                c.post(format!("{b}/api/auth/login"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+                    .as_u16()
+            }
+        })
+        .await;
+    }
+
+    // One at a time, alternating, so queueing and drift do not favour either side: the
+    // enumeration defence is that these two take the same time.
+    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        for (times, email, attempt) in [
+            (&mut wrong, emails[i].clone(), "wrong password!"),
+            (&mut unknown, format!("ghost{i}@example.com"), password),
+        ] {
+            let t = Instant::now();
+            let body = json!({"email": email, "password": attempt});
+            let status = client
+                .post(format!("{base}/api/auth/login"))
                 .json(&body)
                 .send()
                 .await
                 .expect("send")
-                .status()
-                .as_u16()
+                .status();
+            assert_eq!(status, 401);
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-    })
-    .await;
+    }
+    for (name, times) in [
+        ("sequential wrong password", &wrong),
+        ("sequential unknown email", &unknown),
+    ] {
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let sd =
+            (times.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / times.len() as f64).sqrt();
+        println!(
+            "{name:<28} {:>6} req  mean {mean:>6.2} ms  sd {sd:>5.2} ms",
+            times.len()
+        );
+    }
 
     let login: serde_json::Value = client
         .post(format!("{base}/api/auth/login"))
@@ -171,7 +217,7 @@ async fn main() {
         .expect("json");
     let access = Arc::new(login["access_token"].as_str().expect("token").to_owned());
     let (c, b, a) = (client.clone(), base.clone(), access.clone());
-    measure("GET /api/users/me", 20_000, move |_| {
+    measure("GET /api/users/me", 20_000, 200, move |_| {
         let (c, b, a) = (c.clone(), b.clone(), a.clone());
         async move {
             c.get(format!("{b}/api/users/me"))
@@ -185,7 +231,7 @@ async fn main() {
     })
     .await;
     let (c, b) = (client.clone(), base.clone());
-    measure("GET /.well-known/jwks.json", 20_000, move |_| {
+    measure("GET /.well-known/jwks.json", 20_000, 200, move |_| {
         let (c, b) = (c.clone(), b.clone());
         async move {
             c.get(format!("{b}/.well-known/jwks.json"))
@@ -216,7 +262,7 @@ async fn main() {
     }
     let chains = Arc::new(chains);
     let (c, b) = (client.clone(), base.clone());
-    measure("POST /api/auth/refresh", 5_000, move |i| {
+    measure("POST /api/auth/refresh", 5_000, 200, move |i| {
         let (c, b, chains) = (c.clone(), b.clone(), chains.clone());
         async move {
             let mut token = chains[i % CONCURRENCY].lock().await;
