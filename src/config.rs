@@ -85,6 +85,13 @@ impl Settings {
         let env = Env(&get);
         let access_ttl = env.duration("ACCESS_TOKEN_EXPIRED_IN", "15m")?;
         let refresh_ttl = env.duration("REFRESH_TOKEN_EXPIRED_IN", "60m")?;
+        if access_ttl > refresh_ttl {
+            // The session lives as long as its refresh token; a longer access token would die early.
+            return Err(bad(
+                "ACCESS_TOKEN_EXPIRED_IN",
+                "must not be longer than REFRESH_TOKEN_EXPIRED_IN",
+            ));
+        }
         let cookie_secure = env.boolean("COOKIE_SECURE", false)?;
         let same_site = env.same_site()?;
         if same_site == SameSite::None && !cookie_secure {
@@ -183,13 +190,16 @@ impl Env<'_> {
     fn minutes(&self, name: &str) -> Result<Option<Duration>, ConfigError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => match v.parse::<u64>() {
-                Ok(m) if m > 0 => Ok(Some(Duration::from_secs(m * 60))),
-                _ => Err(bad(
-                    name,
-                    format!("`{v}` is not a positive number of minutes"),
-                )),
-            },
+            Some(v) => {
+                let secs = v.parse::<u64>().ok().and_then(|m| m.checked_mul(60));
+                match secs.map(Duration::from_secs) {
+                    Some(d) if !d.is_zero() && d <= MAX_DURATION => Ok(Some(d)),
+                    _ => Err(bad(
+                        name,
+                        format!("`{v}` is not a number of minutes from 1 to 5256000 (ten years)"),
+                    )),
+                }
+            }
         }
     }
 
@@ -288,7 +298,10 @@ fn is_origin(raw: &str) -> bool {
             .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
 }
 
-/// `30s`, `15m`, `1h`, `7d`; a positive whole number and one unit.
+/// Longer lifetimes or windows are surely typos, and would overflow timestamps far enough out.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// `30s`, `15m`, `1h`, `7d`; a positive whole number and one unit, at most ten years.
 pub fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let split = raw.len().checked_sub(1)?;
@@ -301,7 +314,8 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
         "d" => n.checked_mul(86_400)?,
         _ => return None,
     };
-    Some(Duration::from_secs(seconds))
+    let duration = Duration::from_secs(seconds);
+    (duration <= MAX_DURATION).then_some(duration)
 }
 
 fn parse_cidr(raw: &str) -> Option<Cidr> {
@@ -324,6 +338,8 @@ mod tests {
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("3650d"), Some(MAX_DURATION));
+        assert_eq!(parse_duration("3651d"), None);
         for bad in [
             "",
             "m",

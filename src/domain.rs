@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-/// A row of `users`. Holds the password hash, so it is never serialized.
-#[derive(Debug, Clone)]
+/// A row of `users`. Holds the password hash, so it is never serialized, and `Debug`
+/// leaves the hash out of any log line.
+#[derive(Clone)]
 pub struct User {
     pub id: Uuid,
     pub name: String,
@@ -17,6 +18,16 @@ pub struct User {
     pub provider: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 /// The contract's user object.

@@ -81,7 +81,7 @@ impl AppError {
         }
     }
 
-    /// A token that can never work again: a refresh answering this clears the cookies.
+    /// No usable token, now or ever: a refresh answering this clears the cookies.
     pub fn is_dead_token(&self) -> bool {
         matches!(
             self,

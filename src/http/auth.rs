@@ -1,6 +1,5 @@
 //! /api/auth: register, login, refresh, logout.
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Value, json};
 use validator::{Validate, ValidationErrors};
@@ -10,6 +9,7 @@ use crate::error::{AppError, FieldError, Result};
 use crate::http::body::Fields;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::http::guard::{bearer_token, cookie};
+use crate::http::no_store;
 use crate::service::auth::{self, Registration, SessionTokens};
 use crate::state::AppState;
 
@@ -169,20 +169,12 @@ fn session_response(
     refresh_in_body: bool,
 ) -> HttpResponse {
     let body = if refresh_in_body {
-        json!({"status": "success", "access_token": tokens.access.token, "refresh_token": tokens.refresh.token})
+        json!({"status": "success", "access_token": tokens.access, "refresh_token": tokens.refresh})
     } else {
-        json!({"status": "success", "access_token": tokens.access.token})
+        json!({"status": "success", "access_token": tokens.access})
     };
     let mut response = no_store(HttpResponse::Ok().json(body));
     state.cookies.set(&mut response, tokens);
-    response
-}
-
-/// Responses that carry or clear tokens must not be cached by anything on the way.
-pub fn no_store(mut response: HttpResponse) -> HttpResponse {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -52,7 +52,7 @@ impl CookiePolicy {
     /// The three cookies of a fresh session.
     pub fn set(&self, response: &mut HttpResponse, tokens: &SessionTokens) {
         let [mut access, mut refresh, mut logged_in] =
-            self.all(tokens.access.token.clone(), tokens.refresh.token.clone());
+            self.all(tokens.access.clone(), tokens.refresh.clone());
         access.set_max_age(max_age(self.settings.access_max_age));
         refresh.set_max_age(max_age(self.settings.refresh_max_age));
         logged_in.set_max_age(max_age(self.settings.refresh_max_age));

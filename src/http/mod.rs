@@ -9,6 +9,7 @@ pub mod jwks;
 pub mod middleware;
 pub mod users;
 
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, Route, web};
 
 use crate::error::AppError;
@@ -59,4 +60,12 @@ fn not_allowed(allow: &'static str) -> Route {
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// Responses that carry or clear tokens must not be cached by anything on the way.
+pub fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -3,8 +3,8 @@
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use crate::http::auth::no_store;
 use crate::http::guard::AuthUser;
+use crate::http::no_store;
 
 pub async fn me(auth: AuthUser) -> HttpResponse {
     no_store(

@@ -4,30 +4,30 @@ use uuid::Uuid;
 
 use crate::domain::{NewUser, User};
 use crate::error::{AppError, Result};
-use crate::service::tokens::{Claims, Issued, TokenType};
+use crate::service::tokens::{Claims, TokenType};
 use crate::state::AppState;
 use crate::store::sessions::TokenEntry;
 
 /// Longest password we hash; longer ones can never match, so login refuses them unhashed.
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
-/// A fresh access and refresh token of one session.
+/// A fresh access and refresh token of one session, signed.
 pub struct SessionTokens {
-    pub access: Issued,
-    pub refresh: Issued,
+    pub access: String,
+    pub refresh: String,
 }
 
-fn entry(issued: &Issued) -> TokenEntry {
+fn entry(state: &AppState, claims: &Claims) -> TokenEntry {
     TokenEntry {
-        token_uuid: issued.token_uuid,
-        ttl: issued.ttl,
+        token_uuid: claims.token_uuid,
+        ttl: state.tokens.ttl(claims.typ),
     }
 }
 
-fn issue_pair(state: &AppState, user: Uuid, sid: Uuid) -> Result<SessionTokens> {
+fn sign_pair(state: &AppState, access: &Claims, refresh: &Claims) -> Result<SessionTokens> {
     Ok(SessionTokens {
-        access: state.tokens.issue(user, sid, TokenType::Access)?,
-        refresh: state.tokens.issue(user, sid, TokenType::Refresh)?,
+        access: state.tokens.sign(access)?,
+        refresh: state.tokens.sign(refresh)?,
     })
 }
 
@@ -65,50 +65,56 @@ pub async fn login(state: &AppState, email: &str, password: String) -> Result<Se
         return Err(AppError::InvalidCredentials);
     };
     let sid = Uuid::new_v4();
-    let tokens = issue_pair(state, user, sid)?;
+    let access = state.tokens.claims(user, sid, TokenType::Access)?;
+    let refresh = state.tokens.claims(user, sid, TokenType::Refresh)?;
     state
         .sessions
-        .create(user, sid, entry(&tokens.access), entry(&tokens.refresh))
+        .create(user, sid, entry(state, &access), entry(state, &refresh))
         .await?;
-    Ok(tokens)
+    sign_pair(state, &access, &refresh)
 }
 
-/// Consumes the refresh token and issues the next pair of the same session.
+/// Consumes the refresh token and issues the next pair of the same session. The session is
+/// checked before anything costly: a dead token costs one Redis round trip, no signature.
 pub async fn refresh(state: &AppState, token: &str) -> Result<SessionTokens> {
-    let claims = state.tokens.verify(token, TokenType::Refresh)?;
-    if !state.users.exists(claims.sub).await? {
-        return Err(AppError::SessionRevoked);
-    }
-    let tokens = issue_pair(state, claims.sub, claims.sid)?;
+    let old = state.tokens.verify(token, TokenType::Refresh)?;
+    let access = state.tokens.claims(old.sub, old.sid, TokenType::Access)?;
+    let refresh = state.tokens.claims(old.sub, old.sid, TokenType::Refresh)?;
     let rotated = state
         .sessions
         .rotate(
-            claims.sub,
-            claims.sid,
-            claims.token_uuid,
-            entry(&tokens.access),
-            entry(&tokens.refresh),
+            old.sub,
+            old.sid,
+            old.token_uuid,
+            entry(state, &access),
+            entry(state, &refresh),
             state.refresh_grace,
         )
         .await?;
     if !rotated {
         return Err(AppError::SessionRevoked);
     }
-    Ok(tokens)
+    if !state.users.exists(old.sub).await? {
+        state.sessions.end(&[(old.sid, refresh.token_uuid)]).await?;
+        return Err(AppError::SessionRevoked);
+    }
+    sign_pair(state, &access, &refresh)
 }
 
-/// Ends the session named by the first of `candidates` that verifies, as an access or a
-/// refresh token. Dead or absent tokens are fine: logging out is idempotent.
+/// Ends the session of every one of `candidates` that verifies, as an access or a refresh
+/// token: a stale token of an old session must not shield the live one sent beside it.
+/// Dead or absent tokens are fine: logging out is idempotent.
 pub async fn logout(state: &AppState, candidates: &[&str]) -> Result<()> {
-    let named = candidates.iter().find_map(|token| {
-        [TokenType::Access, TokenType::Refresh]
-            .into_iter()
-            .find_map(|typ| state.tokens.verify(token, typ).ok())
-    });
-    if let Some(claims) = named {
-        state.sessions.end(claims.sid, claims.token_uuid).await?;
-    }
-    Ok(())
+    let sessions: Vec<(Uuid, Uuid)> = candidates
+        .iter()
+        .filter_map(|token| {
+            [TokenType::Access, TokenType::Refresh]
+                .into_iter()
+                .find_map(|typ| state.tokens.verify(token, typ).ok())
+        })
+        .map(|claims| (claims.sid, claims.token_uuid))
+        .collect();
+    state.sessions.end(&sessions).await
 }
 
 /// The deserialize-user guard's work: a live access token of an existing user.

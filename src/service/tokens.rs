@@ -39,14 +39,6 @@ pub struct Claims {
     pub aud: String,
 }
 
-/// A signed token and what the session store needs to know of it.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub token: String,
-    pub token_uuid: Uuid,
-    pub ttl: Duration,
-}
-
 /// One kind's keys: the key it signs with, and every key it accepts, by `kid`.
 struct KeySet {
     kid: String,
@@ -110,7 +102,7 @@ fn modulus_bits(n: &str) -> usize {
 }
 
 /// Signs with the RSA key parsed once. jsonwebtoken's `encode` parses the key again on
-/// every call, which makes signing about 2.5 times slower (shared/NOTES.md).
+/// every call, which made signing about twice as slow here (see README, Performance).
 struct Signer {
     key: RsaKeyPair,
     /// The JOSE header, already base64url-encoded: the same for every token of this key.
@@ -201,32 +193,38 @@ impl Tokens {
         &self.jwks_json
     }
 
+    /// How long tokens of this kind live.
     pub fn ttl(&self, typ: TokenType) -> Duration {
         self.keys(typ).ttl
     }
 
-    #[tracing::instrument(skip_all, fields(?typ))]
-    pub fn issue(&self, user: Uuid, sid: Uuid, typ: TokenType) -> Result<Issued> {
-        let keys = self.keys(typ);
+    /// The claims of a new token: a fresh `token_uuid`, valid from now for its lifetime.
+    /// Separate from signing, so that a refresh can check its session before paying for it.
+    pub fn claims(&self, user: Uuid, sid: Uuid, typ: TokenType) -> Result<Claims> {
         let now = chrono::Utc::now().timestamp();
-        let ttl_secs = i64::try_from(keys.ttl.as_secs()).map_err(AppError::internal)?;
-        let claims = Claims {
+        // Lifetimes are capped in config, so this never overflows.
+        let ttl = i64::try_from(self.ttl(typ).as_secs()).map_err(AppError::internal)?;
+        Ok(Claims {
             sub: user,
             token_uuid: Uuid::new_v4(),
             sid,
             typ,
             iat: now,
             nbf: now,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-        };
-        let token = keys.signer.sign(&claims)?;
-        Ok(Issued {
-            token,
-            token_uuid: claims.token_uuid,
-            ttl: keys.ttl,
         })
+    }
+
+    #[tracing::instrument(skip_all, fields(typ = ?claims.typ))]
+    pub fn sign(&self, claims: &Claims) -> Result<String> {
+        self.keys(claims.typ).signer.sign(claims)
+    }
+
+    /// Claims and signature in one step.
+    pub fn issue(&self, user: Uuid, sid: Uuid, typ: TokenType) -> Result<String> {
+        self.sign(&self.claims(user, sid, typ)?)
     }
 
     /// Checks length, algorithm, `kid`, signature, time, issuer, audience and type.

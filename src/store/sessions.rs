@@ -4,7 +4,7 @@
 //! and a script touching several of them stays atomic there:
 //! - `<prefix>{<sid>}:sess`: the session (value: user id), alive as long as its newest refresh token;
 //! - `<prefix>{<sid>}:tok:<token_uuid>`: one per issued token, with the token's lifetime as TTL.
-//!   An access entry holds the user id; a refresh entry holds `user id|key of its access entry`.
+//!   An access entry holds the user id; a refresh entry holds `user id|uuid of its access token`.
 //!
 //! A token is live while both its entry and its session exist, so ending a session is one DEL.
 
@@ -31,22 +31,21 @@ pub struct SessionStore {
 }
 
 /// Consumes a refresh entry and records its successors, atomically: of two racing
-/// refreshes with one token, exactly one wins.
-/// KEYS: old refresh entry, session, new access entry, new refresh entry.
-/// ARGV: user id, access TTL ms, refresh TTL ms, grace ms for the old access entry.
+/// refreshes with one token, exactly one wins. Every key it touches is passed in KEYS,
+/// as Redis Cluster and ACLs require.
+/// KEYS: old refresh entry, session, old access entry, new access entry, new refresh entry.
+/// ARGV: the old refresh entry's value as read, user id, access TTL ms, refresh TTL ms,
+/// grace ms for the old access entry, new access token uuid.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local old = redis.call('GET', KEYS[1])
-if not old or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-local sep = string.find(old, '|', 1, true)
-if not sep or string.sub(old, 1, sep - 1) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('DEL', KEYS[1])
 -- The previous access token keeps working only through the grace window.
-redis.call('PEXPIRE', string.sub(old, sep + 1), ARGV[4], 'LT')
-redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[4], ARGV[1] .. '|' .. KEYS[3], 'PX', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[3]) > tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[5], ARGV[2] .. '|' .. ARGV[6], 'PX', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 ",
     )
@@ -86,7 +85,7 @@ impl SessionStore {
             .pset_ex(&access_key, &user, millis(access.ttl))
             .pset_ex(
                 self.token_key(sid, refresh.token_uuid),
-                format!("{user}|{access_key}"),
+                format!("{user}|{}", access.token_uuid),
                 millis(refresh.ttl),
             )
             .query_async(&mut *conn)
@@ -122,26 +121,50 @@ impl SessionStore {
         grace: Duration,
     ) -> Result<bool> {
         let mut conn = self.pool.get().await?;
+        let old_key = self.token_key(sid, old_refresh);
+        // The old access entry is named in the refresh entry; read it to pass its key to the
+        // script, which consumes the entry only if it still holds what was read here.
+        let Some(old_value): Option<String> = conn.get(&old_key).await? else {
+            return Ok(false);
+        };
+        let user = user.to_string();
+        let old_access = match old_value.split_once('|') {
+            Some((owner, access)) if owner == user => access.parse::<Uuid>().ok(),
+            _ => None,
+        };
+        let Some(old_access) = old_access else {
+            return Ok(false);
+        };
         let rotated: i64 = ROTATE
-            .key(self.token_key(sid, old_refresh))
+            .key(old_key)
             .key(self.session_key(sid))
+            .key(self.token_key(sid, old_access))
             .key(self.token_key(sid, access.token_uuid))
             .key(self.token_key(sid, refresh.token_uuid))
-            .arg(user.to_string())
+            .arg(&old_value)
+            .arg(&user)
             .arg(millis(access.ttl))
             .arg(millis(refresh.ttl))
             .arg(millis(grace))
+            .arg(access.token_uuid.to_string())
             .invoke_async(&mut *conn)
             .await?;
         Ok(rotated == 1)
     }
 
-    /// Ends the session: every token of it stops working at once.
-    pub async fn end(&self, sid: Uuid, token_uuid: Uuid) -> Result<()> {
+    /// Ends each named session: every token of it stops working at once.
+    pub async fn end(&self, tokens: &[(Uuid, Uuid)]) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        // One DEL per session: keys of different sessions may live on different cluster nodes.
+        let mut pipe = redis::pipe();
+        for (sid, token_uuid) in tokens {
+            pipe.del(&[self.session_key(*sid), self.token_key(*sid, *token_uuid)])
+                .ignore();
+        }
         let mut conn = self.pool.get().await?;
-        let _: () = conn
-            .del(&[self.session_key(sid), self.token_key(sid, token_uuid)])
-            .await?;
+        let _: () = pipe.query_async(&mut *conn).await?;
         Ok(())
     }
 

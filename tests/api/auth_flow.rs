@@ -2,10 +2,8 @@
 //! sessions they leave in Redis.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_redis::redis;
 use reqwest::Response;
 use serde_json::{Value, json};
@@ -55,14 +53,6 @@ async fn register_login_me_refresh_logout_walk() {
 
 const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
 
-fn header(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 fn keys_of(value: &Value) -> BTreeSet<String> {
     value
         .as_object()
@@ -74,23 +64,6 @@ fn keys_of(value: &Value) -> BTreeSet<String> {
 
 fn set_of(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// The claims of a JWT, read without verifying it (the tests only need ids and times).
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("JSON claims")
-}
-
-/// Sleeps until the wall clock reaches `unix_secs` (plus a little), for `exp`-based tests.
-async fn sleep_until_unix(unix_secs: i64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let wait = (unix_secs as f64 - now).max(0.0) + 0.05;
-    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
 }
 
 /// The cookie attributes a configuration should produce.
@@ -960,7 +933,11 @@ async fn an_access_token_presented_for_refresh_is_token_invalid() {
 
 #[tokio::test]
 async fn an_expired_refresh_token_is_token_expired_and_clears_the_cookies() {
-    let app = spawn_app_with(&[("REFRESH_TOKEN_EXPIRED_IN", "1s")]).await;
+    let app = spawn_app_with(&[
+        ("ACCESS_TOKEN_EXPIRED_IN", "1s"),
+        ("REFRESH_TOKEN_EXPIRED_IN", "1s"),
+    ])
+    .await;
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
     let exp = claims_of(&session.refresh)["exp"].as_i64().unwrap();
@@ -1228,20 +1205,85 @@ async fn login_stores_each_token_in_redis_with_a_ttl_of_its_lifetime() {
 }
 
 #[tokio::test]
-async fn no_session_key_outlives_the_refresh_token() {
-    let app = spawn_app().await;
+async fn no_redis_key_outlives_its_token_after_login_or_refresh() {
+    let app = spawn_app_with(&[("REFRESH_TOKEN_EXPIRED_IN", "30m")]).await;
     let email = app.register_user().await;
-    let session = login_session(&app, &email).await;
-
+    let first = login_session(&app, &email).await;
+    let within_refresh_life = |ttl: i64| (1..=1_800_000).contains(&ttl);
     for key in app.redis_keys().await {
         let ttl = pttl(&app, &key).await;
-        assert!((1..=3_600_000).contains(&ttl), "{key} has PTTL {ttl}");
+        assert!(
+            within_refresh_life(ttl),
+            "after login, {key} has PTTL {ttl}"
+        );
     }
+
+    let response = app.refresh_with(&first.refresh).await;
+    assert_eq!(response.status(), 200);
+
+    let old_access = claims_of(&first.access)["token_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_refresh = claims_of(&first.refresh)["token_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        !keys_naming(&app, claims_of(&session.refresh)["sid"].as_str().unwrap())
-            .await
-            .is_empty()
+        keys_naming(&app, &old_refresh).await.is_empty(),
+        "the used refresh entry is gone"
     );
+    for key in keys_naming(&app, &old_access).await {
+        let ttl = pttl(&app, &key).await;
+        assert!(
+            (1..=10_000).contains(&ttl),
+            "the previous access entry lives only through the grace window, PTTL {ttl}"
+        );
+    }
+    for key in app.redis_keys().await {
+        let ttl = pttl(&app, &key).await;
+        assert!(
+            within_refresh_life(ttl),
+            "after refresh, {key} has PTTL {ttl}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logout_with_a_stale_token_beside_live_cookies_still_ends_the_live_session() {
+    let app = spawn_app().await;
+    let email = app.register_user().await;
+    let old = login_session(&app, &email).await;
+    let live = login_session(&app, &email).await;
+    let ended = post_plain(&app, "/api/auth/logout")
+        .bearer_auth(&old.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+
+    // The dead session's Bearer token first, the live session's cookies after it.
+    let response = post_plain(&app, "/api/auth/logout")
+        .bearer_auth(&old.access)
+        .header(
+            "cookie",
+            format!(
+                "access_token={}; refresh_token={}",
+                live.access, live.refresh
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    assert_error(app.me_with(&live.access).await, 401, "session_revoked").await;
+    assert_error(
+        app.refresh_with(&live.refresh).await,
+        401,
+        "session_revoked",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -78,6 +78,18 @@ fn each_malformed_setting_is_refused_naming_its_variable() {
         ),
         (
             "ACCESS_TOKEN_EXPIRED_IN",
+            vec![("ACCESS_TOKEN_EXPIRED_IN", Some("2h"))],
+        ),
+        (
+            "ACCESS_TOKEN_EXPIRED_IN",
+            vec![("ACCESS_TOKEN_EXPIRED_IN", Some("3651d"))],
+        ),
+        (
+            "ACCESS_TOKEN_MAXAGE",
+            vec![("ACCESS_TOKEN_MAXAGE", Some("400000000000000000"))],
+        ),
+        (
+            "ACCESS_TOKEN_EXPIRED_IN",
             vec![("ACCESS_TOKEN_EXPIRED_IN", Some("0m"))],
         ),
         (
@@ -270,7 +282,11 @@ fn same_site_durations_and_max_ages_parse() {
     }
     for (raw, secs) in [("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 604_800)] {
         assert_eq!(
-            settings_with(&[("REFRESH_TOKEN_EXPIRED_IN", Some(raw))]).refresh_ttl,
+            settings_with(&[
+                ("ACCESS_TOKEN_EXPIRED_IN", Some("10s")),
+                ("REFRESH_TOKEN_EXPIRED_IN", Some(raw)),
+            ])
+            .refresh_ttl,
             Duration::from_secs(secs)
         );
     }
@@ -359,9 +375,7 @@ fn access_keys_as<'a>(private: &'a str, public: &'a str) -> Vec<(&'static str, O
 fn assert_round_trip(tokens: &Tokens) {
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
     let issued = tokens.issue(user, sid, TokenType::Access).expect("issue");
-    let claims = tokens
-        .verify(&issued.token, TokenType::Access)
-        .expect("verify");
+    let claims = tokens.verify(&issued, TokenType::Access).expect("verify");
     assert_eq!((claims.sub, claims.sid), (user, sid));
 }
 
@@ -519,7 +533,7 @@ fn pkcs1_private_and_public_keys_are_accepted() {
     let issued = as_files
         .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access)
         .expect("issue");
-    assert!(from_pkcs8.verify(&issued.token, TokenType::Access).is_ok());
+    assert!(from_pkcs8.verify(&issued, TokenType::Access).is_ok());
 
     let (private_b64, public_b64) = (
         b64_wrapped(&std::fs::read(&private).unwrap()),

@@ -17,14 +17,6 @@ use crate::helpers::*;
 const SPA_ORIGIN: &str = "http://localhost:3000";
 const EVIL_ORIGIN: &str = "https://evil.example";
 
-fn header(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 fn request_id(response: &Response) -> String {
     header(response, "x-request-id").expect("x-request-id")
 }
@@ -1070,4 +1062,32 @@ async fn the_jwks_verifies_access_tokens_and_no_refresh_token() {
         jsonwebtoken::decode::<Value>(&session.access, &key, &validation).expect("access verifies");
     assert_eq!(access.claims["typ"], "access");
     assert!(jsonwebtoken::decode::<Value>(&session.refresh, &key, &validation).is_err());
+}
+
+/// `{"email":"gzip@example.com","password":"correct horse battery"}`, gzip-compressed.
+const GZIPPED_LOGIN: &[u8] = &[
+    31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 171, 86, 74, 205, 77, 204, 204, 81, 178, 82, 74, 175, 202, 44,
+    112, 72, 173, 72, 204, 45, 200, 73, 213, 75, 206, 207, 85, 210, 81, 42, 72, 44, 46, 46, 207,
+    47, 74, 1, 202, 38, 231, 23, 21, 165, 38, 151, 40, 100, 228, 23, 21, 167, 42, 36, 37, 150, 148,
+    164, 22, 85, 42, 213, 2, 0, 52, 115, 236, 229, 63, 0, 0, 0,
+];
+
+#[tokio::test]
+async fn a_compressed_body_is_never_inflated() {
+    // Inflating bodies would let a few hundred bytes become megabytes before the 64 KiB
+    // limit is checked; so a gzip body is just bytes that are not JSON.
+    let app = spawn_app().await;
+    let registered = app.register(&registration("gzip@example.com")).await;
+    assert_eq!(registered.status(), 201);
+
+    let response = plain_client()
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(GZIPPED_LOGIN)
+        .send()
+        .await
+        .unwrap();
+
+    assert_error(response, 400, "validation_failed").await;
 }

@@ -391,3 +391,39 @@ pub fn www_authenticate(response: &Response) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
+
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The JSON of one part (0: header, 1: claims) of a compact JWS, unverified.
+fn jwt_part(token: &str, index: usize) -> Value {
+    use base64::Engine;
+    let segment = token.split('.').nth(index).expect("JWT segment");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON segment")
+}
+
+pub fn jose_header(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+pub fn claims_of(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+/// Sleeps until the wall clock passes `unix_secs`, for tests of `exp`.
+pub async fn sleep_until_unix(unix_secs: i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    let wait = (unix_secs as f64 - now).max(0.0) + 0.05;
+    tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+}
