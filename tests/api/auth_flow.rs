@@ -400,47 +400,45 @@ async fn login_sets_three_cookies_with_the_default_attributes() {
     }
 }
 
-#[tokio::test]
-async fn login_cookies_follow_the_secure_samesite_and_domain_settings() {
-    let app = spawn_app_with(&STRICT_SETTINGS).await;
+/// Logs a new user in on an app with `settings` and checks the cookies it sets.
+async fn assert_login_cookies(
+    settings: &[(&str, &str)],
+    policy: Policy,
+    access: u64,
+    refresh: u64,
+) {
+    let app = spawn_app_with(settings).await;
     let email = app.register_user().await;
 
     let response = app.login(&email, PASSWORD).await;
 
     assert_eq!(response.status(), 200);
-    assert_cookies_set(&response, STRICT_POLICY, 900, 3600);
+    assert_cookies_set(&response, policy, access, refresh);
+}
+
+#[tokio::test]
+async fn login_cookies_follow_the_secure_samesite_and_domain_settings() {
+    assert_login_cookies(&STRICT_SETTINGS, STRICT_POLICY, 900, 3600).await;
 }
 
 #[tokio::test]
 async fn cookie_max_age_settings_win_over_the_token_lifetimes() {
-    let app = spawn_app_with(&[
+    let settings = [
         ("ACCESS_TOKEN_EXPIRED_IN", "20m"),
         ("REFRESH_TOKEN_EXPIRED_IN", "2h"),
         ("ACCESS_TOKEN_MAXAGE", "5"),
         ("REFRESH_TOKEN_MAXAGE", "30"),
-    ])
-    .await;
-    let email = app.register_user().await;
-
-    let response = app.login(&email, PASSWORD).await;
-
-    assert_eq!(response.status(), 200);
-    assert_cookies_set(&response, DEFAULT_POLICY, 300, 1800);
+    ];
+    assert_login_cookies(&settings, DEFAULT_POLICY, 300, 1800).await;
 }
 
 #[tokio::test]
 async fn cookie_max_age_follows_the_token_lifetimes_when_not_set() {
-    let app = spawn_app_with(&[
+    let settings = [
         ("ACCESS_TOKEN_EXPIRED_IN", "20m"),
         ("REFRESH_TOKEN_EXPIRED_IN", "2h"),
-    ])
-    .await;
-    let email = app.register_user().await;
-
-    let response = app.login(&email, PASSWORD).await;
-
-    assert_eq!(response.status(), 200);
-    assert_cookies_set(&response, DEFAULT_POLICY, 1200, 7200);
+    ];
+    assert_login_cookies(&settings, DEFAULT_POLICY, 1200, 7200).await;
 }
 
 #[tokio::test]
