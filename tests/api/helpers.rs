@@ -352,6 +352,17 @@ pub fn session_from(response: &Response) -> Session {
     }
 }
 
+/// Both tokens of `session` are refused as revoked: by the guard and by refresh.
+pub async fn assert_session_ended(app: &TestApp, session: &Session) {
+    assert_error(app.me_with(&session.access).await, 401, "session_revoked").await;
+    assert_error(
+        app.refresh_with(&session.refresh).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}
+
 /// Asserts the failure envelope and returns the body.
 pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(
