@@ -179,6 +179,15 @@ async fn login_session(app: &TestApp, email: &str) -> Session {
     session_from(&response)
 }
 
+/// Logout as a non-browser client: one token in the Authorization header, no cookies.
+async fn logout_by_bearer(app: &TestApp, token: &str) -> Response {
+    post_plain(app, "/api/auth/logout")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn post_plain(app: &TestApp, path: &str) -> reqwest::RequestBuilder {
     plain_client().post(app.url(path))
 }
@@ -647,11 +656,7 @@ async fn me_with_an_invalid_or_revoked_token_gets_an_invalid_token_challenge() {
     );
     assert_error(garbage, 401, "token_invalid").await;
 
-    let logout = post_plain(&app, "/api/auth/logout")
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .unwrap();
+    let logout = logout_by_bearer(&app, &session.access).await;
     assert_eq!(logout.status(), 200);
     let revoked = app.me_with(&session.access).await;
     assert_eq!(
@@ -962,11 +967,7 @@ async fn refresh_of_an_ended_session_is_session_revoked_and_clears_cookies_like_
     let app = spawn_app_with(&STRICT_SETTINGS).await;
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
-    let logout = post_plain(&app, "/api/auth/logout")
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .unwrap();
+    let logout = logout_by_bearer(&app, &session.access).await;
     assert_eq!(logout.status(), 200);
 
     let response = post_plain(&app, "/api/auth/refresh")
@@ -1084,11 +1085,7 @@ async fn logout_twice_with_the_same_tokens_answers_200_both_times() {
     let session = login_session(&app, &email).await;
 
     for _ in 0..2 {
-        let response = post_plain(&app, "/api/auth/logout")
-            .bearer_auth(&session.access)
-            .send()
-            .await
-            .unwrap();
+        let response = logout_by_bearer(&app, &session.access).await;
         assert_eq!(response.status(), 200);
         assert_cookies_cleared(&response, DEFAULT_POLICY);
     }
@@ -1100,11 +1097,7 @@ async fn logout_by_a_bearer_refresh_token_alone_ends_the_session() {
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
 
-    let response = post_plain(&app, "/api/auth/logout")
-        .bearer_auth(&session.refresh)
-        .send()
-        .await
-        .unwrap();
+    let response = logout_by_bearer(&app, &session.refresh).await;
 
     assert_eq!(response.status(), 200);
     assert_cookies_cleared(&response, DEFAULT_POLICY);
@@ -1118,11 +1111,7 @@ async fn logout_of_one_session_leaves_another_session_of_the_user_working() {
     let laptop = login_session(&app, &email).await;
     let phone = login_session(&app, &email).await;
 
-    let response = post_plain(&app, "/api/auth/logout")
-        .bearer_auth(&laptop.access)
-        .send()
-        .await
-        .unwrap();
+    let response = logout_by_bearer(&app, &laptop.access).await;
     assert_eq!(response.status(), 200);
 
     assert_error(app.me_with(&laptop.access).await, 401, "session_revoked").await;
@@ -1241,11 +1230,7 @@ async fn logout_with_a_stale_token_beside_live_cookies_still_ends_the_live_sessi
     let email = app.register_user().await;
     let old = login_session(&app, &email).await;
     let live = login_session(&app, &email).await;
-    let ended = post_plain(&app, "/api/auth/logout")
-        .bearer_auth(&old.access)
-        .send()
-        .await
-        .unwrap();
+    let ended = logout_by_bearer(&app, &old.access).await;
     assert_eq!(ended.status(), 200);
 
     // The dead session's Bearer token first, the live session's cookies after it.
@@ -1287,11 +1272,7 @@ async fn logout_removes_the_session_from_redis() {
     assert_eq!(before.len(), 1, "one session key: {before:?}");
     assert_ttl_near(pttl(&app, &before[0]).await, Duration::from_secs(3600));
 
-    let response = post_plain(&app, "/api/auth/logout")
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .unwrap();
+    let response = logout_by_bearer(&app, &session.access).await;
     assert_eq!(response.status(), 200);
 
     assert_eq!(
