@@ -20,6 +20,7 @@ use crate::http::{body, not_found, routes};
 use crate::service::password::Passwords;
 use crate::service::tokens::Tokens;
 use crate::state::AppState;
+use crate::store::attempts::{Limits, LoginAttempts};
 use crate::store::{SessionStore, UserStore};
 
 /// How long a request waits for a store before answering 503.
@@ -41,9 +42,17 @@ impl Application {
             .await
             .map_err(|e| format!("DATABASE_URL: cannot apply migrations: {e}"))?;
         let redis = redis_pool(&settings)?;
+        let limits = Limits {
+            per_email: settings.login_attempts_limit,
+            per_ip: settings.login_attempts_ip_limit,
+            window: settings.login_attempts_window,
+        };
         let state = web::Data::new(AppState {
             users: UserStore::new(postgres),
-            sessions: SessionStore::new(redis, settings.redis_key_prefix.clone()),
+            sessions: SessionStore::new(redis.clone(), settings.redis_key_prefix.clone()),
+            attempts: LoginAttempts::new(redis, settings.redis_key_prefix.clone(), limits),
+            client_origins: settings.client_origins.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
             tokens,
             passwords: Passwords::new(settings.hash_concurrency)?,
             cookies: CookiePolicy::new(settings.cookies.clone()),

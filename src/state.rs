@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use crate::config::Cidr;
 use crate::http::cookies::CookiePolicy;
 use crate::service::password::Passwords;
 use crate::service::tokens::Tokens;
+use crate::store::attempts::LoginAttempts;
 use crate::store::{SessionStore, UserStore};
 
 pub struct AppState {
@@ -14,4 +16,8 @@ pub struct AppState {
     pub passwords: Passwords,
     pub cookies: CookiePolicy,
     pub refresh_grace: Duration,
+    pub attempts: LoginAttempts,
+    /// `CLIENT_ORIGIN`: the sites allowed to call the state-changing routes besides our own.
+    pub client_origins: Vec<String>,
+    pub trusted_proxies: Vec<Cidr>,
 }

@@ -7,6 +7,7 @@ use validator::{Validate, ValidationErrors};
 use crate::domain::normalize_email;
 use crate::error::{AppError, FieldError, Result};
 use crate::http::body::Fields;
+use crate::http::client;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::http::guard::{bearer_token, cookie};
 use crate::http::no_store;
@@ -105,7 +106,11 @@ pub async fn register(state: web::Data<AppState>, body: web::Json<Value>) -> Res
     Ok(HttpResponse::Created().json(json!({"status": "success", "data": {"user": user.view()}})))
 }
 
-pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse> {
     let mut fields = Fields::of(&body)?;
     let email = normalize_email(fields.required("email"));
     let password = fields.required("password").to_owned();
@@ -116,7 +121,8 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result
         // No stored email has one; the input's shape says nothing about who exists.
         return Err(AppError::InvalidCredentials);
     }
-    let tokens = auth::login(&state, &email, password).await?;
+    let ip = client::client_ip(&req, &state.trusted_proxies);
+    let tokens = auth::login(&state, &email, password, ip).await?;
     Ok(session_response(&state, &tokens, false))
 }
 

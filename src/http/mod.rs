@@ -2,14 +2,17 @@
 
 pub mod auth;
 pub mod body;
+pub mod client;
 pub mod cookies;
 pub mod guard;
 pub mod health;
 pub mod jwks;
 pub mod middleware;
+pub mod origin;
 pub mod users;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Route, web};
 
 use crate::error::AppError;
@@ -22,22 +25,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/auth/register")
+            .wrap(from_fn(origin::same_site_only))
             .route(web::post().to(auth::register))
             .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/auth/login")
+            .wrap(from_fn(origin::same_site_only))
             .route(web::post().to(auth::login))
             .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/auth/refresh")
+            .wrap(from_fn(origin::same_site_only))
             .route(web::post().to(auth::refresh))
             .route(web::get().to(auth::refresh))
             .default_service(not_allowed("GET, POST")),
     )
     .service(
         web::resource("/api/auth/logout")
+            .wrap(from_fn(origin::same_site_only))
             .route(web::post().to(auth::logout))
             .route(web::get().to(auth::logout))
             .default_service(not_allowed("GET, POST")),

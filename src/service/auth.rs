@@ -1,12 +1,15 @@
 //! Register, log in, refresh, log out, and authenticate a request's token.
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
 use crate::domain::{NewUser, User};
 use crate::error::{AppError, Result};
 use crate::service::tokens::{Claims, TokenType};
 use crate::state::AppState;
-use crate::store::sessions::TokenEntry;
+use crate::store::attempts::Verdict;
+use crate::store::sessions::{Rotation, Successor, TokenEntry};
 
 /// Longest password we hash; longer ones can never match, so login refuses them unhashed.
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -50,8 +53,20 @@ pub async fn register(state: &AppState, input: Registration) -> Result<User> {
     state.users.insert(&new).await?.ok_or(AppError::EmailTaken)
 }
 
-/// `email` is normalized. Unknown email and wrong password fail alike, after one argon2 run each.
-pub async fn login(state: &AppState, email: &str, password: String) -> Result<SessionTokens> {
+/// `email` is normalized. Unknown email and wrong password fail alike, after one argon2 run
+/// each. Every attempt counts against the email and the client IP before anything costly.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: String,
+    ip: Option<IpAddr>,
+) -> Result<SessionTokens> {
+    if let Verdict::Limited { retry_after } = state.attempts.begin(email, ip).await? {
+        let retry_after_secs = retry_after.as_millis().div_ceil(1000).max(1);
+        return Err(AppError::RateLimited {
+            retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(u64::MAX),
+        });
+    }
     if password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(AppError::InvalidCredentials);
     }
@@ -64,9 +79,9 @@ pub async fn login(state: &AppState, email: &str, password: String) -> Result<Se
     let Some(user) = id.filter(|_| verified) else {
         return Err(AppError::InvalidCredentials);
     };
+    state.attempts.succeeded(email, ip).await?;
     let sid = Uuid::new_v4();
-    let access = state.tokens.claims(user, sid, TokenType::Access)?;
-    let refresh = state.tokens.claims(user, sid, TokenType::Refresh)?;
+    let (access, refresh) = state.tokens.pair(user, sid)?;
     state
         .sessions
         .create(user, sid, entry(state, &access), entry(state, &refresh))
@@ -76,23 +91,41 @@ pub async fn login(state: &AppState, email: &str, password: String) -> Result<Se
 
 /// Consumes the refresh token and issues the next pair of the same session. The session is
 /// checked before anything costly: a dead token costs one Redis round trip, no signature.
+/// A token rotated moments ago (another tab's race) gets the very same successors; one
+/// rotated before the grace window is a replay, and ends the session.
 pub async fn refresh(state: &AppState, token: &str) -> Result<SessionTokens> {
     let old = state.tokens.verify(token, TokenType::Refresh)?;
-    let access = state.tokens.claims(old.sub, old.sid, TokenType::Access)?;
-    let refresh = state.tokens.claims(old.sub, old.sid, TokenType::Refresh)?;
-    let rotated = state
+    let (mut access, mut refresh) = state.tokens.pair(old.sub, old.sid)?;
+    let next = Successor {
+        access: access.token_uuid,
+        refresh: refresh.token_uuid,
+        iat: access.iat,
+    };
+    let ttl = (state.tokens.ttl(access.typ), state.tokens.ttl(refresh.typ));
+    let rotation = state
         .sessions
         .rotate(
             old.sub,
             old.sid,
             old.token_uuid,
-            entry(state, &access),
-            entry(state, &refresh),
+            next,
+            ttl,
             state.refresh_grace,
         )
         .await?;
-    if !rotated {
-        return Err(AppError::SessionRevoked);
+    match rotation {
+        Rotation::Rotated => {}
+        Rotation::InGrace(won) => {
+            let tokens = &state.tokens;
+            access = tokens.claims_at(old.sub, old.sid, TokenType::Access, won.access, won.iat)?;
+            refresh =
+                tokens.claims_at(old.sub, old.sid, TokenType::Refresh, won.refresh, won.iat)?;
+        }
+        Rotation::Reused => {
+            tracing::warn!(sid = %old.sid, "refresh token reused after rotation; session revoked");
+            return Err(AppError::RefreshReused);
+        }
+        Rotation::Revoked => return Err(AppError::SessionRevoked),
     }
     if !state.users.exists(old.sub).await? {
         state.sessions.end(&[(old.sid, refresh.token_uuid)]).await?;

@@ -118,4 +118,31 @@ mod tests {
                 .unwrap()
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_hashes_run_at_once_than_permitted() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let passwords = Passwords::with_dummy_password(2, "dummy").unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut jobs = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (passwords, running, most) = (passwords.clone(), running.clone(), most.clone());
+            jobs.spawn(async move {
+                passwords
+                    .blocking(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            });
+        }
+        for result in jobs.join_all().await {
+            result.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
 }

@@ -202,16 +202,38 @@ impl Tokens {
     /// Separate from signing, so that a refresh can check its session before paying for it.
     pub fn claims(&self, user: Uuid, sid: Uuid, typ: TokenType) -> Result<Claims> {
         let now = chrono::Utc::now().timestamp();
+        self.claims_at(user, sid, typ, Uuid::new_v4(), now)
+    }
+
+    /// A new access and refresh token of one session, issued at the same second.
+    pub fn pair(&self, user: Uuid, sid: Uuid) -> Result<(Claims, Claims)> {
+        let now = chrono::Utc::now().timestamp();
+        Ok((
+            self.claims_at(user, sid, TokenType::Access, Uuid::new_v4(), now)?,
+            self.claims_at(user, sid, TokenType::Refresh, Uuid::new_v4(), now)?,
+        ))
+    }
+
+    /// The claims of a token issued at `iat`. RS256 signatures are deterministic, so the
+    /// same claims sign to the very same token: an in-grace replay gets the winner's tokens.
+    pub fn claims_at(
+        &self,
+        user: Uuid,
+        sid: Uuid,
+        typ: TokenType,
+        token_uuid: Uuid,
+        iat: i64,
+    ) -> Result<Claims> {
         // Lifetimes are capped in config, so this never overflows.
         let ttl = i64::try_from(self.ttl(typ).as_secs()).map_err(AppError::internal)?;
         Ok(Claims {
             sub: user,
-            token_uuid: Uuid::new_v4(),
+            token_uuid,
             sid,
             typ,
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(ttl),
+            iat,
+            nbf: iat,
+            exp: iat.saturating_add(ttl),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         })

@@ -4,7 +4,10 @@
 //! and a script touching several of them stays atomic there:
 //! - `<prefix>{<sid>}:sess`: the session (value: user id), alive as long as its newest refresh token;
 //! - `<prefix>{<sid>}:tok:<token_uuid>`: one per issued token, with the token's lifetime as TTL.
-//!   An access entry holds the user id; a refresh entry holds `user id|uuid of its access token`.
+//!   An access entry holds the user id; a refresh entry holds `user id|uuid of its access token`,
+//!   and once rotated also the uuids of its successors and their `iat`;
+//! - `<prefix>{<sid>}:grace:<token_uuid>`: set when a refresh token is rotated, for
+//!   `REFRESH_REUSE_GRACE`; while it exists a replay is another tab, after that it is reuse.
 //!
 //! A token is live while both its entry and its session exist, so ending a session is one DEL.
 
@@ -16,6 +19,7 @@ use deadpool_redis::redis::{self, AsyncCommands, Script};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::store::millis;
 
 /// One token's entry: which session and token, and for how long it lives.
 #[derive(Debug, Clone, Copy)]
@@ -30,29 +34,74 @@ pub struct SessionStore {
     prefix: String,
 }
 
-/// Consumes a refresh entry and records its successors, atomically: of two racing
-/// refreshes with one token, exactly one wins. Every key it touches is passed in KEYS,
-/// as Redis Cluster and ACLs require.
-/// KEYS: old refresh entry, session, old access entry, new access entry, new refresh entry.
-/// ARGV: the old refresh entry's value as read, user id, access TTL ms, refresh TTL ms,
-/// grace ms for the old access entry, new access token uuid.
+/// Rotates a refresh entry into its successors, atomically: of several racing refreshes
+/// with one token, exactly one wins; the others see the rotated entry and take the grace path.
+/// Every key it touches is passed in KEYS, as Redis Cluster and ACLs require.
+/// KEYS: old refresh entry, session, old access entry, new access entry, new refresh entry,
+/// grace marker of the old refresh entry.
+/// ARGV: the old refresh entry's value as read, its rotated value, user id, access TTL ms,
+/// refresh TTL ms, grace ms, new access token uuid.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('DEL', KEYS[1])
+-- The old entry stays until its token expires, naming its successors: a replay inside the
+-- grace window gets them again, a replay after it is detected as reuse.
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('SET', KEYS[6], '1', 'PX', ARGV[6])
 -- The previous access token keeps working only through the grace window.
-if redis.call('PTTL', KEYS[3]) > tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
-redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[5], ARGV[2] .. '|' .. ARGV[6], 'PX', ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if redis.call('PTTL', KEYS[3]) > tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[3], ARGV[6]) end
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[5], ARGV[3] .. '|' .. ARGV[7], 'PX', ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
 ",
     )
 });
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+/// The tokens a refresh token was rotated into, enough to sign them again identically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Successor {
+    pub access: Uuid,
+    pub refresh: Uuid,
+    pub iat: i64,
+}
+
+/// What a presented refresh token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Consumed now; its successors are stored.
+    Rotated,
+    /// Rotated moments ago (another tab won the race): here is what it became.
+    InGrace(Successor),
+    /// Rotated before the grace window: a replay. The session has been ended.
+    Reused,
+    /// Its session is gone (logged out, expired, revoked).
+    Revoked,
+}
+
+/// A refresh entry's value: `user|access` while live, `user|access|next access|next refresh|iat`
+/// once rotated.
+enum RefreshEntry {
+    Live { access: Uuid },
+    Rotated(Successor),
+}
+
+fn parse_refresh_entry(value: &str, user: &str) -> Option<RefreshEntry> {
+    let mut parts = value.split('|');
+    if parts.next()? != user {
+        return None;
+    }
+    let access = parts.next()?.parse().ok()?;
+    let Some(next_access) = parts.next() else {
+        return Some(RefreshEntry::Live { access });
+    };
+    let successor = Successor {
+        access: next_access.parse().ok()?,
+        refresh: parts.next()?.parse().ok()?,
+        iat: parts.next()?.parse().ok()?,
+    };
+    Some(RefreshEntry::Rotated(successor))
 }
 
 impl SessionStore {
@@ -109,47 +158,78 @@ impl SessionStore {
         )
     }
 
-    /// Consumes the old refresh entry and stores the new pair. `false`: the old entry or its
-    /// session is gone (already rotated, logged out, expired).
+    fn grace_key(&self, sid: Uuid, refresh: Uuid) -> String {
+        format!("{}{{{sid}}}:grace:{refresh}", self.prefix)
+    }
+
+    /// Consumes the old refresh entry and stores `next` (whose TTLs are `access` and
+    /// `refresh`), or says why not. A lost race is read again, so it ends on the grace path.
     pub async fn rotate(
         &self,
         user: Uuid,
         sid: Uuid,
         old_refresh: Uuid,
-        access: TokenEntry,
-        refresh: TokenEntry,
+        next: Successor,
+        ttl: (Duration, Duration),
         grace: Duration,
-    ) -> Result<bool> {
+    ) -> Result<Rotation> {
         let mut conn = self.pool.get().await?;
         let old_key = self.token_key(sid, old_refresh);
-        // The old access entry is named in the refresh entry; read it to pass its key to the
-        // script, which consumes the entry only if it still holds what was read here.
-        let Some(old_value): Option<String> = conn.get(&old_key).await? else {
-            return Ok(false);
-        };
+        let grace_key = self.grace_key(sid, old_refresh);
         let user = user.to_string();
-        let old_access = match old_value.split_once('|') {
-            Some((owner, access)) if owner == user => access.parse::<Uuid>().ok(),
-            _ => None,
-        };
-        let Some(old_access) = old_access else {
-            return Ok(false);
-        };
-        let rotated: i64 = ROTATE
-            .key(old_key)
-            .key(self.session_key(sid))
-            .key(self.token_key(sid, old_access))
-            .key(self.token_key(sid, access.token_uuid))
-            .key(self.token_key(sid, refresh.token_uuid))
-            .arg(&old_value)
-            .arg(&user)
-            .arg(millis(access.ttl))
-            .arg(millis(refresh.ttl))
-            .arg(millis(grace))
-            .arg(access.token_uuid.to_string())
-            .invoke_async(&mut *conn)
-            .await?;
-        Ok(rotated == 1)
+        // An entry changes state once (live to rotated), so the second read always settles.
+        for _ in 0..2 {
+            let (value, session, in_grace): (Option<String>, Option<String>, Option<String>) =
+                redis::cmd("MGET")
+                    .arg(&old_key)
+                    .arg(self.session_key(sid))
+                    .arg(&grace_key)
+                    .query_async(&mut *conn)
+                    .await?;
+            let Some(value) = value else {
+                return Ok(Rotation::Revoked);
+            };
+            match parse_refresh_entry(&value, &user) {
+                None => return Ok(Rotation::Revoked),
+                Some(RefreshEntry::Rotated(successor)) => {
+                    return match (in_grace, session) {
+                        (Some(_), Some(_)) => Ok(Rotation::InGrace(successor)),
+                        (Some(_), None) => Ok(Rotation::Revoked),
+                        (None, _) => {
+                            // The entry stays: a later replay is named reuse again.
+                            let _: () = conn.del(self.session_key(sid)).await?;
+                            Ok(Rotation::Reused)
+                        }
+                    };
+                }
+                Some(RefreshEntry::Live { .. }) if session.is_none() => {
+                    return Ok(Rotation::Revoked);
+                }
+                Some(RefreshEntry::Live { access }) => {
+                    let rotated = format!("{value}|{}|{}|{}", next.access, next.refresh, next.iat);
+                    let won: i64 = ROTATE
+                        .key(&old_key)
+                        .key(self.session_key(sid))
+                        .key(self.token_key(sid, access))
+                        .key(self.token_key(sid, next.access))
+                        .key(self.token_key(sid, next.refresh))
+                        .key(&grace_key)
+                        .arg(&value)
+                        .arg(rotated)
+                        .arg(&user)
+                        .arg(millis(ttl.0))
+                        .arg(millis(ttl.1))
+                        .arg(millis(grace))
+                        .arg(next.access.to_string())
+                        .invoke_async(&mut *conn)
+                        .await?;
+                    if won == 1 {
+                        return Ok(Rotation::Rotated);
+                    }
+                }
+            }
+        }
+        Ok(Rotation::Revoked)
     }
 
     /// Ends each named session: every token of it stops working at once.

@@ -524,7 +524,6 @@ async fn login_without_string_email_and_password_is_validation_failed() {
 }
 
 #[tokio::test]
-#[ignore = "hardening (issue 3), not built yet: no login rate limiting (LOGIN_ATTEMPTS_LIMIT is read but never enforced)"]
 async fn login_is_rate_limited_per_email_after_the_configured_failures() {
     let app = spawn_app_with(&[("LOGIN_ATTEMPTS_LIMIT", "3")]).await;
     let email = app.register_user().await;
@@ -763,7 +762,6 @@ async fn refresh_by_bearer_header_also_returns_the_next_refresh_token_in_the_bod
 }
 
 #[tokio::test]
-#[ignore = "hardening (issue 3), not built yet: an in-grace replay of a rotated refresh token answers 401 session_revoked, not 200 with the same successor"]
 async fn a_refresh_token_replayed_within_the_grace_window_gets_the_same_successor() {
     let app = spawn_app().await;
     let email = app.register_user().await;
@@ -781,6 +779,8 @@ async fn a_refresh_token_replayed_within_the_grace_window_gets_the_same_successo
         replay["refresh_token"], first["refresh_token"],
         "the very same successor"
     );
+    assert_eq!(replay["access_token"], first["access_token"]);
+    assert_eq!(live_refresh_entries(&app).await, 1);
     let access = replay["access_token"].as_str().unwrap();
     assert_eq!(claims_of(access)["sid"], claims_of(&session.access)["sid"]);
     assert_eq!(app.me_with(access).await.status(), 200);
@@ -799,14 +799,17 @@ async fn a_refresh_token_replayed_within_the_grace_window_gets_the_same_successo
 }
 
 #[tokio::test]
-#[ignore = "hardening (issue 3), not built yet: of several tabs refreshing at once with one refresh cookie, only one gets 200; the others get 401 session_revoked and cleared cookies"]
 async fn tabs_refreshing_at_once_all_succeed_with_the_same_successor() {
     let app = spawn_app().await;
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
+    // Two instances behind a load balancer: the race is decided in Redis, not in one process.
+    let other = app.sibling(&[]).await;
     let mut tabs = tokio::task::JoinSet::new();
-    for _ in 0..4 {
-        let request = post_plain(&app, "/api/auth/refresh")
+    for tab in 0..6 {
+        let base = if tab % 2 == 0 { &app.address } else { &other };
+        let request = plain_client()
+            .post(format!("{base}/api/auth/refresh"))
             .header("cookie", format!("refresh_token={}", session.refresh));
         tabs.spawn(async move { request.send().await.unwrap() });
     }
@@ -824,12 +827,97 @@ async fn tabs_refreshing_at_once_all_succeed_with_the_same_successor() {
         1,
         "one successor refresh token: {successors:?}"
     );
+    assert_eq!(live_refresh_entries(&app).await, 1);
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(app.refresh_with(&successor).await.status(), 200);
 }
 
+/// Refresh entries in Redis that can still be rotated (`user|access`; a rotated one names
+/// its successors too).
+async fn live_refresh_entries(app: &TestApp) -> usize {
+    let mut conn = app.redis().await;
+    let mut live = 0;
+    for key in app.redis_keys().await {
+        if !key.contains(":tok:") {
+            continue;
+        }
+        let value: String = redis::cmd("GET")
+            .arg(format!("{}{key}", app.redis_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if value.matches('|').count() == 1 {
+            live += 1;
+        }
+    }
+    live
+}
+
 #[tokio::test]
-#[ignore = "hardening (issue 3), not built yet: a replay after the grace window answers session_revoked (not refresh_reused) and revokes nothing"]
+async fn reuse_ends_only_the_session_it_happened_in() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
+    let email = app.register_user().await;
+    let stolen = login_session(&app, &email).await;
+    let laptop = login_session(&app, &email).await;
+    assert_eq!(app.refresh_with(&stolen.refresh).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    assert_error(
+        app.refresh_with(&stolen.refresh).await,
+        401,
+        "refresh_reused",
+    )
+    .await;
+
+    assert_eq!(app.me_with(&laptop.access).await.status(), 200);
+    assert_eq!(app.refresh_with(&laptop.refresh).await.status(), 200);
+}
+
+#[tokio::test]
+async fn replays_after_the_grace_window_racing_each_other_all_fail() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
+    let email = app.register_user().await;
+    let session = login_session(&app, &email).await;
+    let first = app.refresh_with(&session.refresh).await;
+    let successor = session_from(&first);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut replays = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let request = post_plain(&app, "/api/auth/refresh").bearer_auth(&session.refresh);
+        replays.spawn(async move { request.send().await.unwrap() });
+    }
+
+    for response in replays.join_all().await {
+        assert_error(response, 401, "refresh_reused").await;
+    }
+    assert_error(
+        app.refresh_with(&successor.refresh).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_in_grace_replay_after_logout_is_refused_and_clears_cookies() {
+    let app = spawn_app().await;
+    let email = app.register_user().await;
+    let session = login_session(&app, &email).await;
+    let first = app.refresh_with(&session.refresh).await;
+    let successor = session_from(&first);
+    assert_eq!(
+        logout_by_bearer(&app, &successor.access).await.status(),
+        200
+    );
+
+    let replay = app.refresh_with(&session.refresh).await;
+
+    assert_cookies_cleared(&replay, DEFAULT_POLICY);
+    assert_error(replay, 401, "session_revoked").await;
+}
+
+#[tokio::test]
 async fn a_refresh_token_replayed_after_the_grace_window_is_refresh_reused_and_ends_the_session() {
     let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
     let email = app.register_user().await;
@@ -1204,10 +1292,18 @@ async fn no_redis_key_outlives_its_token_after_login_or_refresh() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(
-        keys_naming(&app, &old_refresh).await.is_empty(),
-        "the used refresh entry is gone"
-    );
+    // The used entry stays, to tell a replay (reuse) from another tab (grace), until the
+    // token expires anyway; its grace marker lives only through the window.
+    let used = keys_naming(&app, &old_refresh).await;
+    assert_eq!(used.len(), 2, "{used:?}");
+    for key in used {
+        let ttl = pttl(&app, &key).await;
+        if key.contains(":grace:") {
+            assert!((1..=10_000).contains(&ttl), "{key} has PTTL {ttl}");
+        } else {
+            assert!(within_refresh_life(ttl), "{key} has PTTL {ttl}");
+        }
+    }
     for key in keys_naming(&app, &old_access).await {
         let ttl = pttl(&app, &key).await;
         assert!(

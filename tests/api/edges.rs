@@ -942,7 +942,6 @@ async fn requests_from_the_spa_the_service_itself_or_no_browser_pass_the_origin_
 }
 
 #[tokio::test]
-#[ignore = "hardening (issue 3), not built yet: no Origin / Sec-Fetch-Site check; cross-site login, refresh and logout succeed"]
 async fn state_changing_requests_from_another_site_are_403_origin_forbidden() {
     let app = spawn_app().await;
     let email = app.register_user().await;
@@ -995,6 +994,48 @@ async fn state_changing_requests_from_another_site_are_403_origin_forbidden() {
         app.me_with(&session.access).await.status(),
         200,
         "the session survived"
+    );
+}
+
+#[tokio::test]
+async fn https_is_the_own_scheme_only_when_a_trusted_proxy_says_so() {
+    let trusting = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let direct = spawn_app().await;
+
+    for (app, expected) in [(&trusting, 201), (&direct, 403)] {
+        let response = plain_client()
+            .post(app.url("/api/auth/register"))
+            .header("x-forwarded-proto", "https")
+            .header("origin", format!("https://127.0.0.1:{}", app.port))
+            .json(&registration(&unique_email()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+}
+
+#[tokio::test]
+async fn reads_from_another_site_are_left_to_cors() {
+    // A cross-site page may send the request, but CORS keeps it from reading the answer.
+    let app = spawn_app().await;
+    let (_, session) = app.logged_in_user().await;
+
+    let response = plain_client()
+        .get(app.url("/api/users/me"))
+        .bearer_auth(&session.access)
+        .header("origin", EVIL_ORIGIN)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
     );
 }
 
@@ -1090,4 +1131,33 @@ async fn a_compressed_body_is_never_inflated() {
         .unwrap();
 
     assert_error(response, 400, "validation_failed").await;
+}
+
+#[tokio::test]
+async fn a_flood_of_logins_queues_without_starving_other_requests() {
+    let app = spawn_app_with(&[("HASH_CONCURRENCY", "1")]).await;
+    let (_, session) = app.logged_in_user().await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let request = plain_client()
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": unique_email(), "password": PASSWORD}));
+        let done = done.clone();
+        logins.spawn(async move {
+            let status = request.send().await.unwrap().status();
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            status
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let me = app.me_with(&session.access).await;
+
+    assert_eq!(me.status(), 200);
+    let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(finished < 16, "/me waited for {finished} logins");
+    for status in logins.join_all().await {
+        assert_eq!(status, 401);
+    }
 }

@@ -237,6 +237,20 @@ impl TestApp {
             .expect("redis")
     }
 
+    /// A second instance of the service on the same database and Redis prefix, as behind a
+    /// load balancer. It stops with the test; the first app owns the cleanup.
+    pub async fn sibling(&self, overrides: &[(&str, &str)]) -> String {
+        let mut vars = base_settings(&self.db_name, &self.redis_prefix);
+        for (k, v) in overrides {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
+        let app = Application::build(settings).await.expect("sibling builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+
     /// Every Redis key of this app, without the prefix.
     pub async fn redis_keys(&self) -> Vec<String> {
         let mut conn = self.redis().await;
