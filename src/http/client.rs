@@ -54,17 +54,25 @@ pub fn client_ip(req: &HttpRequest, proxies: &[Cidr]) -> Option<IpAddr> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>().map(canonical) else {
-            break;
-        };
-        client = ip;
+        // A hop our proxies wrote that is not an address (`unknown`): no client IP, rather
+        // than the proxy's own, which would put every client behind it in one count.
+        let ip = parse_hop(hop)?;
         if !trusted(proxies, ip) {
-            break;
+            return Some(ip);
         }
     }
-    Some(client)
+    // Every hop is a proxy of ours (or there is none): the request came from inside.
+    Some(peer)
+}
+
+/// An address as proxies write it: bare, `1.2.3.4:5678`, or `[2001:db8::1]:443`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(canonical(ip))
 }
 
 /// `http` or `https`: this service speaks plain HTTP itself, so `https` can only come from a
@@ -134,7 +142,18 @@ mod tests {
         let req = request("10.0.0.2:5000", &["1.1.1.1, 198.51.100.1", "10.0.0.3"]);
         assert_eq!(client_ip(&req, &proxies), "198.51.100.1".parse().ok());
         let garbage = request("10.0.0.2:5000", &["nonsense"]);
-        assert_eq!(client_ip(&garbage, &proxies), "10.0.0.2".parse().ok());
+        assert_eq!(client_ip(&garbage, &proxies), None);
+        let from_inside = request("10.0.0.2:5000", &["10.0.0.9"]);
+        assert_eq!(client_ip(&from_inside, &proxies), "10.0.0.2".parse().ok());
+    }
+
+    #[test]
+    fn forwarded_hops_may_carry_ports() {
+        let proxies = [cidr("10.0.0.0/8")];
+        let v4 = request("10.0.0.2:5000", &["198.51.100.1:4711"]);
+        assert_eq!(client_ip(&v4, &proxies), "198.51.100.1".parse().ok());
+        let v6 = request("10.0.0.2:5000", &["[2001:db8::1]:443"]);
+        assert_eq!(client_ip(&v6, &proxies), "2001:db8::1".parse().ok());
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use deadpool_redis::Pool;
 use deadpool_redis::redis;
+use deadpool_redis::{Connection, Pool};
 
 use crate::error::Result;
 use crate::store::millis;
@@ -73,36 +73,21 @@ impl LoginAttempts {
         format!("{}login:ip:{}", self.prefix, ip_block(ip))
     }
 
-    /// Counts an attempt for `email` (normalized) from `ip`.
+    /// Counts an attempt for `email` (normalized) from `ip`. The IP is counted first, and an
+    /// IP over its limit counts against no email: one client must not lock out every account.
     pub async fn begin(&self, email: &str, ip: Option<IpAddr>) -> Result<Verdict> {
-        let window = millis(self.limits.window);
-        let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(COUNT)
-            .arg(1)
-            .arg(self.email_key(email))
-            .arg(window);
-        if let Some(ip) = ip {
-            pipe.cmd("EVAL")
-                .arg(COUNT)
-                .arg(1)
-                .arg(self.ip_key(ip))
-                .arg(window);
-        }
         let mut conn = self.pool.get().await?;
-        let counts: Vec<(u64, u64)> = pipe.query_async(&mut *conn).await?;
-        let limits = [self.limits.per_email, self.limits.per_ip];
-        let retry_after = counts
-            .iter()
-            .zip(limits)
-            .filter(|((count, _), limit)| *count > u64::from(*limit))
-            .map(|((_, ttl), _)| *ttl)
-            .max();
-        Ok(match retry_after {
-            Some(ms) => Verdict::Limited {
-                retry_after: Duration::from_millis(ms),
-            },
-            None => Verdict::Allowed,
+        if let Some(ip) = ip {
+            let by_ip = count(&mut conn, self.ip_key(ip), self.limits).await?;
+            if by_ip.is_over(self.limits.per_ip) {
+                return Ok(by_ip.verdict());
+            }
+        }
+        let by_email = count(&mut conn, self.email_key(email), self.limits).await?;
+        Ok(if by_email.is_over(self.limits.per_email) {
+            by_email.verdict()
+        } else {
+            Verdict::Allowed
         })
     }
 
@@ -121,6 +106,38 @@ impl LoginAttempts {
         let _: () = pipe.query_async(&mut *conn).await?;
         Ok(())
     }
+}
+
+/// A counter after one more attempt, and the time left in its window.
+struct Count {
+    attempts: u64,
+    ttl: Duration,
+}
+
+impl Count {
+    fn is_over(&self, limit: u32) -> bool {
+        self.attempts > u64::from(limit)
+    }
+
+    fn verdict(&self) -> Verdict {
+        Verdict::Limited {
+            retry_after: self.ttl,
+        }
+    }
+}
+
+async fn count(conn: &mut Connection, key: String, limits: Limits) -> Result<Count> {
+    let (attempts, ttl_ms): (u64, u64) = redis::cmd("EVAL")
+        .arg(COUNT)
+        .arg(1)
+        .arg(key)
+        .arg(millis(limits.window))
+        .query_async(&mut **conn)
+        .await?;
+    Ok(Count {
+        attempts,
+        ttl: Duration::from_millis(ttl_ms),
+    })
 }
 
 /// The block one client controls: the address itself for IPv4, its /64 for IPv6 (a single

@@ -7,15 +7,17 @@
 //!   An access entry holds the user id; a refresh entry holds `user id|uuid of its access token`,
 //!   and once rotated also the uuids of its successors and their `iat`;
 //! - `<prefix>{<sid>}:grace:<token_uuid>`: set when a refresh token is rotated, for
-//!   `REFRESH_REUSE_GRACE`; while it exists a replay is another tab, after that it is reuse.
+//!   `REFRESH_REUSE_GRACE`; while it exists a replay is another tab, after that it is reuse;
+//! - `<prefix>{<sid>}:reused`: the session was revoked for reuse (the replayed token keeps
+//!   answering `refresh_reused`, while tokens of a session that merely ended do not).
 //!
 //! A token is live while both its entry and its session exist, so ending a session is one DEL.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
+use deadpool_redis::{Connection, Pool};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -59,6 +61,9 @@ return 1
     )
 });
 
+/// How many rotations an in-grace replay follows to reach the newest token.
+const MAX_CHAIN: usize = 32;
+
 /// The tokens a refresh token was rotated into, enough to sign them again identically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Successor {
@@ -74,7 +79,8 @@ pub enum Rotation {
     Rotated,
     /// Rotated moments ago (another tab won the race): here is what it became.
     InGrace(Successor),
-    /// Rotated before the grace window: a replay. The session has been ended.
+    /// Rotated before the grace window: a replay. The session has been ended (now, or by an
+    /// earlier replay).
     Reused,
     /// Its session is gone (logged out, expired, revoked).
     Revoked,
@@ -162,6 +168,10 @@ impl SessionStore {
         format!("{}{{{sid}}}:grace:{refresh}", self.prefix)
     }
 
+    fn reused_key(&self, sid: Uuid) -> String {
+        format!("{}{{{sid}}}:reused", self.prefix)
+    }
+
     /// Consumes the old refresh entry and stores `next` (whose TTLs are `access` and
     /// `refresh`), or says why not. A lost race is read again, so it ends on the grace path.
     pub async fn rotate(
@@ -177,29 +187,45 @@ impl SessionStore {
         let old_key = self.token_key(sid, old_refresh);
         let grace_key = self.grace_key(sid, old_refresh);
         let user = user.to_string();
+        let reused_key = self.reused_key(sid);
         // An entry changes state once (live to rotated), so the second read always settles.
         for _ in 0..2 {
-            let (value, session, in_grace): (Option<String>, Option<String>, Option<String>) =
-                redis::cmd("MGET")
-                    .arg(&old_key)
-                    .arg(self.session_key(sid))
-                    .arg(&grace_key)
-                    .query_async(&mut *conn)
-                    .await?;
+            let (value, session, in_grace, reused): (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            ) = redis::cmd("MGET")
+                .arg(&old_key)
+                .arg(self.session_key(sid))
+                .arg(&grace_key)
+                .arg(&reused_key)
+                .query_async(&mut *conn)
+                .await?;
             let Some(value) = value else {
                 return Ok(Rotation::Revoked);
             };
             match parse_refresh_entry(&value, &user) {
                 None => return Ok(Rotation::Revoked),
                 Some(RefreshEntry::Rotated(successor)) => {
-                    return match (in_grace, session) {
-                        (Some(_), Some(_)) => Ok(Rotation::InGrace(successor)),
-                        (Some(_), None) => Ok(Rotation::Revoked),
-                        (None, _) => {
-                            // The entry stays: a later replay is named reuse again.
-                            let _: () = conn.del(self.session_key(sid)).await?;
+                    return match (in_grace, session, reused) {
+                        (Some(_), Some(_), _) => {
+                            let newest = self.newest(&mut conn, sid, &user, successor).await?;
+                            Ok(newest.map_or(Rotation::Revoked, Rotation::InGrace))
+                        }
+                        (None, Some(_), _) => {
+                            // Marked, so that the replayed token keeps answering as reuse
+                            // while an ordinary logout's leftovers answer as revoked.
+                            let _: () = redis::pipe()
+                                .atomic()
+                                .del(self.session_key(sid))
+                                .pset_ex(&reused_key, "1", millis(ttl.1))
+                                .query_async(&mut *conn)
+                                .await?;
                             Ok(Rotation::Reused)
                         }
+                        (None, None, Some(_)) => Ok(Rotation::Reused),
+                        (_, None, _) => Ok(Rotation::Revoked),
                     };
                 }
                 Some(RefreshEntry::Live { .. }) if session.is_none() => {
@@ -230,6 +256,29 @@ impl SessionStore {
             }
         }
         Ok(Rotation::Revoked)
+    }
+
+    /// The live end of a rotation chain. A tab that comes back late, after other tabs
+    /// rotated twice, must get the newest token, not one already rotated (which would be
+    /// named reuse once its own window ends).
+    async fn newest(
+        &self,
+        conn: &mut Connection,
+        sid: Uuid,
+        user: &str,
+        mut successor: Successor,
+    ) -> Result<Option<Successor>> {
+        for _ in 0..MAX_CHAIN {
+            let key = self.token_key(sid, successor.refresh);
+            let value: Option<String> = conn.get(key).await?;
+            match value.as_deref().and_then(|v| parse_refresh_entry(v, user)) {
+                Some(RefreshEntry::Live { .. }) => return Ok(Some(successor)),
+                Some(RefreshEntry::Rotated(next)) => successor = next,
+                None => return Ok(None),
+            }
+        }
+        // Dozens of rotations within one grace window: give the last one seen.
+        Ok(Some(successor))
     }
 
     /// Ends each named session: every token of it stops working at once.

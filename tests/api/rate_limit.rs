@@ -179,3 +179,26 @@ async fn the_counters_keep_no_email_in_clear() {
     let local_part = email.split('@').next().unwrap();
     assert!(keys.iter().all(|k| !k.contains(local_part)), "{keys:?}");
 }
+
+#[tokio::test]
+async fn a_client_over_its_ip_limit_cannot_lock_out_other_peoples_emails() {
+    let app = spawn_app_with(&[
+        ("LOGIN_ATTEMPTS_LIMIT", "3"),
+        ("LOGIN_ATTEMPTS_IP_LIMIT", "2"),
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+    ])
+    .await;
+    let victim = app.register_user().await;
+    for _ in 0..2 {
+        let response = login_from(&app, &unique_email(), PASSWORD, "198.51.100.1").await;
+        assert_eq!(response.status(), 401);
+    }
+    for _ in 0..5 {
+        let response = login_from(&app, &victim, "wrong password", "198.51.100.1").await;
+        assert_error(response, 429, "rate_limited").await;
+    }
+
+    let response = login_from(&app, &victim, PASSWORD, "198.51.100.2").await;
+
+    assert_eq!(response.status(), 200);
+}
