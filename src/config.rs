@@ -119,9 +119,9 @@ impl Settings {
                 refresh_max_age,
             },
             refresh_reuse_grace: env.duration("REFRESH_REUSE_GRACE", "10s")?,
-            login_attempts_limit: env.number("LOGIN_ATTEMPTS_LIMIT", 10)?,
+            login_attempts_limit: env.limit("LOGIN_ATTEMPTS_LIMIT", 10)?,
             login_attempts_window: env.duration("LOGIN_ATTEMPTS_WINDOW", "15m")?,
-            login_attempts_ip_limit: env.number("LOGIN_ATTEMPTS_IP_LIMIT", 100)?,
+            login_attempts_ip_limit: env.limit("LOGIN_ATTEMPTS_IP_LIMIT", 100)?,
             trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
             hash_concurrency: env.number("HASH_CONCURRENCY", default_hash_concurrency())?,
         })
@@ -165,6 +165,14 @@ impl Env<'_> {
             Some(v) => v
                 .parse()
                 .map_err(|_| bad(name, format!("`{v}` is not a valid number"))),
+        }
+    }
+
+    /// A limit of 0 would refuse every login, forever: surely a typo.
+    fn limit(&self, name: &str, default: u32) -> Result<u32, ConfigError> {
+        match self.number(name, default)? {
+            0 => Err(bad(name, "must be at least 1")),
+            n => Ok(n),
         }
     }
 

@@ -153,6 +153,14 @@ fn each_malformed_setting_is_refused_naming_its_variable() {
             vec![("LOGIN_ATTEMPTS_IP_LIMIT", Some("many"))],
         ),
         (
+            "LOGIN_ATTEMPTS_LIMIT",
+            vec![("LOGIN_ATTEMPTS_LIMIT", Some("0"))],
+        ),
+        (
+            "LOGIN_ATTEMPTS_IP_LIMIT",
+            vec![("LOGIN_ATTEMPTS_IP_LIMIT", Some("0"))],
+        ),
+        (
             "ACCESS_TOKEN_PRIVATE_KEY",
             vec![
                 ("ACCESS_TOKEN_PRIVATE_KEY_FILE", None),
