@@ -1161,3 +1161,29 @@ async fn a_flood_of_logins_queues_without_starving_other_requests() {
         assert_eq!(status, 401);
     }
 }
+
+#[tokio::test]
+async fn huge_headers_get_a_4xx_and_the_service_keeps_serving() {
+    let app = spawn_app().await;
+
+    let huge_cookie = plain_client()
+        .get(app.url("/api/users/me"))
+        .header("cookie", format!("access_token={}", "a".repeat(20 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    let over_the_parser_limit = plain_client()
+        .post(app.url("/api/auth/login"))
+        .header("x-padding", "p".repeat(128 * 1024))
+        .json(&json!({"email": unique_email(), "password": PASSWORD}))
+        .send()
+        .await;
+
+    // Under the HTTP parser's limit: our own answer (a token over 4 KiB is not parsed).
+    assert_error(huge_cookie, 401, "token_invalid").await;
+    // Over it: actix refuses before any handler (431), or drops the connection.
+    if let Ok(response) = over_the_parser_limit {
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    assert_eq!(app.get("/api/healthchecker").await.status(), 200);
+}
