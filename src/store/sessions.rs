@@ -86,6 +86,14 @@ pub enum Rotation {
     Revoked,
 }
 
+/// What one read found: the refresh entry's value and which of its session's keys exist.
+struct Seen {
+    value: Option<String>,
+    session: bool,
+    in_grace: bool,
+    reused: bool,
+}
+
 /// A refresh entry's value: `user|access` while live, `user|access|next access|next refresh|iat`
 /// once rotated.
 enum RefreshEntry {
@@ -172,8 +180,8 @@ impl SessionStore {
         format!("{}{{{sid}}}:reused", self.prefix)
     }
 
-    /// Consumes the old refresh entry and stores `next` (whose TTLs are `access` and
-    /// `refresh`), or says why not. A lost race is read again, so it ends on the grace path.
+    /// Consumes the old refresh entry and stores `next`, whose lifetimes are `ttl` (access,
+    /// refresh), or says why not. A lost race is read again, so it ends on the grace path.
     pub async fn rotate(
         &self,
         user: Uuid,
@@ -184,78 +192,119 @@ impl SessionStore {
         grace: Duration,
     ) -> Result<Rotation> {
         let mut conn = self.pool.get().await?;
-        let old_key = self.token_key(sid, old_refresh);
-        let grace_key = self.grace_key(sid, old_refresh);
         let user = user.to_string();
-        let reused_key = self.reused_key(sid);
         // An entry changes state once (live to rotated), so the second read always settles.
         for _ in 0..2 {
-            let (value, session, in_grace, reused): (
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-            ) = redis::cmd("MGET")
-                .arg(&old_key)
-                .arg(self.session_key(sid))
-                .arg(&grace_key)
-                .arg(&reused_key)
-                .query_async(&mut *conn)
-                .await?;
-            let Some(value) = value else {
+            let seen = self.look(&mut conn, sid, old_refresh).await?;
+            let Some(value) = seen.value.as_deref() else {
                 return Ok(Rotation::Revoked);
             };
-            match parse_refresh_entry(&value, &user) {
+            match parse_refresh_entry(value, &user) {
                 None => return Ok(Rotation::Revoked),
                 Some(RefreshEntry::Rotated(successor)) => {
-                    return match (in_grace, session, reused) {
-                        (Some(_), Some(_), _) => {
-                            let newest = self.newest(&mut conn, sid, &user, successor).await?;
-                            Ok(newest.map_or(Rotation::Revoked, Rotation::InGrace))
-                        }
-                        (None, Some(_), _) => {
-                            // Marked, so that the replayed token keeps answering as reuse
-                            // while an ordinary logout's leftovers answer as revoked.
-                            let _: () = redis::pipe()
-                                .atomic()
-                                .del(self.session_key(sid))
-                                .pset_ex(&reused_key, "1", millis(ttl.1))
-                                .query_async(&mut *conn)
-                                .await?;
-                            Ok(Rotation::Reused)
-                        }
-                        (None, None, Some(_)) => Ok(Rotation::Reused),
-                        (_, None, _) => Ok(Rotation::Revoked),
-                    };
+                    return self
+                        .replayed(&mut conn, sid, &user, successor, &seen, ttl.1)
+                        .await;
                 }
-                Some(RefreshEntry::Live { .. }) if session.is_none() => {
-                    return Ok(Rotation::Revoked);
-                }
+                Some(RefreshEntry::Live { .. }) if !seen.session => return Ok(Rotation::Revoked),
                 Some(RefreshEntry::Live { access }) => {
-                    let rotated = format!("{value}|{}|{}|{}", next.access, next.refresh, next.iat);
-                    let won: i64 = ROTATE
-                        .key(&old_key)
-                        .key(self.session_key(sid))
-                        .key(self.token_key(sid, access))
-                        .key(self.token_key(sid, next.access))
-                        .key(self.token_key(sid, next.refresh))
-                        .key(&grace_key)
-                        .arg(&value)
-                        .arg(rotated)
-                        .arg(&user)
-                        .arg(millis(ttl.0))
-                        .arg(millis(ttl.1))
-                        .arg(millis(grace))
-                        .arg(next.access.to_string())
-                        .invoke_async(&mut *conn)
-                        .await?;
-                    if won == 1 {
+                    let old = (old_refresh, access, value);
+                    if self
+                        .try_rotate(&mut conn, sid, &user, old, next, ttl, grace)
+                        .await?
+                    {
                         return Ok(Rotation::Rotated);
                     }
                 }
             }
         }
         Ok(Rotation::Revoked)
+    }
+
+    /// A refresh entry and the state of its session, in one round trip.
+    async fn look(&self, conn: &mut Connection, sid: Uuid, refresh: Uuid) -> Result<Seen> {
+        let (value, session, in_grace, reused): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = redis::cmd("MGET")
+            .arg(self.token_key(sid, refresh))
+            .arg(self.session_key(sid))
+            .arg(self.grace_key(sid, refresh))
+            .arg(self.reused_key(sid))
+            .query_async(&mut **conn)
+            .await?;
+        Ok(Seen {
+            value,
+            session: session.is_some(),
+            in_grace: in_grace.is_some(),
+            reused: reused.is_some(),
+        })
+    }
+
+    /// Runs ROTATE; `false` if the entry changed since it was read (another racer won).
+    #[allow(clippy::too_many_arguments)]
+    async fn try_rotate(
+        &self,
+        conn: &mut Connection,
+        sid: Uuid,
+        user: &str,
+        (old_refresh, old_access, value): (Uuid, Uuid, &str),
+        next: Successor,
+        ttl: (Duration, Duration),
+        grace: Duration,
+    ) -> Result<bool> {
+        let rotated = format!("{value}|{}|{}|{}", next.access, next.refresh, next.iat);
+        let won: i64 = ROTATE
+            .key(self.token_key(sid, old_refresh))
+            .key(self.session_key(sid))
+            .key(self.token_key(sid, old_access))
+            .key(self.token_key(sid, next.access))
+            .key(self.token_key(sid, next.refresh))
+            .key(self.grace_key(sid, old_refresh))
+            .arg(value)
+            .arg(rotated)
+            .arg(user)
+            .arg(millis(ttl.0))
+            .arg(millis(ttl.1))
+            .arg(millis(grace))
+            .arg(next.access.to_string())
+            .invoke_async(&mut **conn)
+            .await?;
+        Ok(won == 1)
+    }
+
+    /// A token shown again after its rotation: another tab within the grace window, else a
+    /// replay, which ends the session.
+    async fn replayed(
+        &self,
+        conn: &mut Connection,
+        sid: Uuid,
+        user: &str,
+        successor: Successor,
+        seen: &Seen,
+        refresh_ttl: Duration,
+    ) -> Result<Rotation> {
+        match (seen.in_grace, seen.session, seen.reused) {
+            (true, true, _) => {
+                let newest = self.newest(conn, sid, user, successor).await?;
+                Ok(newest.map_or(Rotation::Revoked, Rotation::InGrace))
+            }
+            (false, true, _) => {
+                // Marked, so that the replayed token keeps answering as reuse while an
+                // ordinary logout's leftovers answer as revoked.
+                let _: () = redis::pipe()
+                    .atomic()
+                    .del(self.session_key(sid))
+                    .pset_ex(self.reused_key(sid), "1", millis(refresh_ttl))
+                    .query_async(&mut **conn)
+                    .await?;
+                Ok(Rotation::Reused)
+            }
+            (false, false, true) => Ok(Rotation::Reused),
+            (_, false, _) => Ok(Rotation::Revoked),
+        }
     }
 
     /// The live end of a rotation chain. A tab that comes back late, after other tabs
