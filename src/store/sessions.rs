@@ -11,11 +11,11 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::store::RedisPool;
 
 /// One token's entry: which session and token, and for how long it lives.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,7 @@ pub struct TokenEntry {
 
 #[derive(Clone)]
 pub struct SessionStore {
-    pool: Pool,
+    pool: RedisPool,
     prefix: String,
 }
 
@@ -56,7 +56,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl SessionStore {
-    pub fn new(pool: Pool, prefix: String) -> Self {
+    pub fn new(pool: RedisPool, prefix: String) -> Self {
         SessionStore { pool, prefix }
     }
 
