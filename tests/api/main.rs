@@ -6,4 +6,5 @@ mod helpers;
 mod auth_flow;
 mod config;
 mod edges;
+mod faults;
 mod tokens;
