@@ -7,7 +7,8 @@ use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, http, web};
-use deadpool_redis::{Pool, Runtime, Timeouts};
+use deadpool_redis::redis::AsyncConnectionConfig;
+use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
@@ -21,10 +22,14 @@ use crate::service::password::Passwords;
 use crate::service::tokens::Tokens;
 use crate::state::AppState;
 use crate::store::attempts::{Limits, LoginAttempts};
-use crate::store::{SessionStore, UserStore};
+use crate::store::{RedisPool, SessionStore, UserStore};
 
 /// How long a request waits for a store before answering 503.
 const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A Redis command takes well under a millisecond; no answer this late means a frozen server.
+/// deadpool's timeouts cover only the checkout, not the commands sent afterwards.
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Application {
     port: u16,
@@ -114,18 +119,24 @@ fn postgres_pool(settings: &Settings) -> Result<PgPool, String> {
         .map_err(|e| format!("DATABASE_URL: {e}"))
 }
 
-fn redis_pool(settings: &Settings) -> Result<Pool, String> {
-    let mut config = deadpool_redis::Config::from_url(settings.redis_url.clone());
-    let mut pool = deadpool_redis::PoolConfig::new(32);
-    pool.timeouts = Timeouts {
+fn redis_pool(settings: &Settings) -> Result<RedisPool, String> {
+    let connection = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+    let manager = Manager::new_with_config(settings.redis_url.as_str(), connection)
+        .map_err(|e| format!("REDIS_URL: {e}"))?;
+    let mut config = PoolConfig::new(32);
+    config.timeouts = Timeouts {
         wait: Some(STORE_TIMEOUT),
         create: Some(STORE_TIMEOUT),
         recycle: Some(STORE_TIMEOUT),
     };
-    config.pool = Some(pool);
-    config
-        .create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| format!("REDIS_URL: {e}"))
+    let pool = Pool::builder(manager)
+        .config(config)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| format!("REDIS_URL: {e}"))?;
+    Ok(RedisPool::new(pool, STORE_TIMEOUT))
 }
 
 fn cors(origins: &[String]) -> Cors {

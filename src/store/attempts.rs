@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
+use deadpool_redis::Connection;
 use deadpool_redis::redis;
-use deadpool_redis::{Connection, Pool};
 
 use crate::error::Result;
-use crate::store::millis;
+use crate::store::{RedisPool, millis};
 
 /// Counts one attempt; a counter without a TTL (never expected) gets one, so none is permanent.
 /// KEYS: the counter. ARGV: window ms. Returns the count and the ms left in the window.
@@ -41,7 +41,7 @@ pub struct Limits {
 
 #[derive(Clone)]
 pub struct LoginAttempts {
-    pool: Pool,
+    pool: RedisPool,
     prefix: String,
     limits: Limits,
 }
@@ -54,7 +54,7 @@ pub enum Verdict {
 }
 
 impl LoginAttempts {
-    pub fn new(pool: Pool, prefix: String, limits: Limits) -> Self {
+    pub fn new(pool: RedisPool, prefix: String, limits: Limits) -> Self {
         LoginAttempts {
             pool,
             prefix,

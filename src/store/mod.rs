@@ -2,9 +2,11 @@
 //! so another backend can replace one without touching them.
 
 pub mod attempts;
+pub mod redis_pool;
 pub mod sessions;
 pub mod users;
 
+pub use redis_pool::RedisPool;
 pub use sessions::SessionStore;
 pub use users::UserStore;
 

@@ -16,12 +16,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use deadpool_redis::Connection;
 use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Connection, Pool};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::store::millis;
+use crate::store::{RedisPool, millis};
 
 /// One token's entry: which session and token, and for how long it lives.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +32,7 @@ pub struct TokenEntry {
 
 #[derive(Clone)]
 pub struct SessionStore {
-    pool: Pool,
+    pool: RedisPool,
     prefix: String,
 }
 
@@ -119,7 +119,7 @@ fn parse_refresh_entry(value: &str, user: &str) -> Option<RefreshEntry> {
 }
 
 impl SessionStore {
-    pub fn new(pool: Pool, prefix: String) -> Self {
+    pub fn new(pool: RedisPool, prefix: String) -> Self {
         SessionStore { pool, prefix }
     }
 

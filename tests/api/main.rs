@@ -6,5 +6,6 @@ mod helpers;
 mod auth_flow;
 mod config;
 mod edges;
+mod faults;
 mod rate_limit;
 mod tokens;
