@@ -183,6 +183,12 @@ impl From<sqlx::Error> for AppError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Protocol(_) => AppError::unavailable("postgres", e),
+            // statement_timeout or a lock timeout: Postgres is there but cannot answer in time.
+            sqlx::Error::Database(ref db)
+                if matches!(db.code().as_deref(), Some("57014" | "55P03")) =>
+            {
+                AppError::unavailable("postgres", e)
+            }
             other => AppError::internal(other),
         }
     }

@@ -1,6 +1,7 @@
 //! Builds the app: migrations, pools, keys, listener, middleware.
 
 use std::net::TcpListener;
+use std::str::FromStr;
 use std::time::Duration;
 
 use actix_cors::Cors;
@@ -10,8 +11,8 @@ use actix_web::{App, HttpServer, http, web};
 use deadpool_redis::redis::AsyncConnectionConfig;
 use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -26,6 +27,8 @@ use crate::store::{RedisPool, SessionStore, UserStore};
 
 /// How long a request waits for a store before answering 503.
 const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Postgres' own limit on one statement (its units: `3s`).
+const STATEMENT_TIMEOUT: &str = "3s";
 /// A Redis command takes well under a millisecond; no answer this late means a frozen server.
 /// deadpool's timeouts cover only the checkout, not the commands sent afterwards.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -41,11 +44,8 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, String> {
         let tokens = Tokens::from_settings(&settings)?;
         create_database_if_missing(&settings.database_url).await?;
+        migrate(&settings.database_url).await?;
         let postgres = postgres_pool(&settings)?;
-        sqlx::migrate!("./migrations")
-            .run(&postgres)
-            .await
-            .map_err(|e| format!("DATABASE_URL: cannot apply migrations: {e}"))?;
         let redis = redis_pool(&settings)?;
         let limits = Limits {
             per_email: settings.login_attempts_limit,
@@ -110,13 +110,30 @@ async fn create_database_if_missing(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// On a connection of its own: the request pool's statement timeout must not cut a long
+/// migration short.
+async fn migrate(url: &str) -> Result<(), String> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot reach Postgres: {e}"))?;
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot apply migrations: {e}"))?;
+    conn.close().await.map_err(|e| format!("DATABASE_URL: {e}"))
+}
+
 fn postgres_pool(settings: &Settings) -> Result<PgPool, String> {
+    let options = PgConnectOptions::from_str(&settings.database_url)
+        .map_err(|e| format!("DATABASE_URL: {e}"))?
+        // A query stuck behind a lock, or on a Postgres that accepts but never answers,
+        // must end too: the pool's acquire timeout covers only getting a connection.
+        .options([("statement_timeout", STATEMENT_TIMEOUT)]);
     // A few connections serve this workload best (measured: 4 beat 64 on two cores).
-    PgPoolOptions::new()
+    Ok(PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(STORE_TIMEOUT)
-        .connect_lazy(&settings.database_url)
-        .map_err(|e| format!("DATABASE_URL: {e}"))
+        .connect_lazy_with(options))
 }
 
 fn redis_pool(settings: &Settings) -> Result<RedisPool, String> {

@@ -508,3 +508,20 @@ async fn a_lost_postgres_answers_503_fast_and_the_service_recovers_when_it_retur
     assert_status("login", login(&app, &email), 200).await;
     assert_status("register", register(&app), 201).await;
 }
+
+#[tokio::test]
+async fn a_query_stuck_behind_a_lock_answers_503_fast_and_the_service_recovers() {
+    let app = spawn_app().await;
+    let (_, session) = app.logged_in_user().await;
+    let mut locker = app.db().await;
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    assert_unavailable("me", me(&app, &session.access)).await;
+
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_status("me", me(&app, &session.access), 200).await;
+}
