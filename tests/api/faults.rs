@@ -264,6 +264,12 @@ impl Drop for OwnDatabase {
 
 /// An app whose Postgres connections all pass through a forwarder the test controls.
 async fn app_behind_forwarder() -> (TestApp, PgForwarder, OwnDatabase) {
+    app_behind_forwarder_with(&[]).await
+}
+
+async fn app_behind_forwarder_with(
+    overrides: &[(&str, &str)],
+) -> (TestApp, PgForwarder, OwnDatabase) {
     let database = OwnDatabase {
         name: format!("test_{}", Uuid::new_v4().simple()),
     };
@@ -271,7 +277,9 @@ async fn app_behind_forwarder() -> (TestApp, PgForwarder, OwnDatabase) {
     let upstream = host_port(&direct);
     let forwarder = PgForwarder::start(upstream.clone()).await;
     let proxied = direct.replacen(&upstream, &format!("127.0.0.1:{}", forwarder.port), 1);
-    let app = spawn_app_with(&[("DATABASE_URL", &proxied)]).await;
+    let mut settings = vec![("DATABASE_URL", proxied.as_str())];
+    settings.extend_from_slice(overrides);
+    let app = spawn_app_with(&settings).await;
     (app, forwarder, database)
 }
 
@@ -524,4 +532,20 @@ async fn a_query_stuck_behind_a_lock_answers_503_fast_and_the_service_recovers()
 
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     assert_status("me", me(&app, &session.access), 200).await;
+}
+
+#[tokio::test]
+async fn a_refresh_that_failed_on_postgres_can_be_retried_after_the_grace_window() {
+    let (app, mut forwarder, _database) =
+        app_behind_forwarder_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
+    let (_, session) = app.logged_in_user().await;
+    forwarder.down().await;
+    assert_unavailable("refresh", refresh(&app, &session.refresh)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    forwarder.up().await;
+    wait_until_healthy(&app).await;
+
+    // The failed attempt rotated nothing, so this is no replay.
+    assert_status("refresh", refresh(&app, &session.refresh), 200).await;
 }
