@@ -975,6 +975,7 @@ async fn extra_keys_from_a_directory_merge_with_the_list() {
     write("current.pem", &read_key("access_public"));
     write("README.txt", b"not a key, and not a .pem: ignored");
     write("a.pem.bak", b"not a .pem either");
+    write(".hidden.pem", b"hidden, as the shell's *.pem would skip it");
     std::fs::create_dir(dir.path().join("old")).expect("subfolder");
     let app = spawn_app_with(&[
         (
