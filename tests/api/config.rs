@@ -1071,11 +1071,18 @@ fn a_1024_bit_extra_key_is_refused() {
     assert_all_refused(&cases);
 }
 
+/// Should the keys be accepted by mistake, start-up fails here, naming DATABASE_URL, rather
+/// than serving and leaving the test waiting.
+const UNREACHABLE_DATABASE: &str = "postgres://postgres@127.0.0.1:1/unreachable";
+
 #[test]
 fn the_binary_with_the_refresh_key_as_an_extra_access_key_exits_1_naming_it() {
     let dir = TempDir::new();
     let refresh_public = b64(&read_key("refresh_public"));
-    let env = binary_env(&[("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", &refresh_public)]);
+    let env = binary_env(&[
+        ("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", &refresh_public),
+        ("DATABASE_URL", UNREACHABLE_DATABASE),
+    ]);
     let output = run_binary(dir.path(), &[], &as_refs(&env));
     assert_start_refused(&output, "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS");
 }
@@ -1084,7 +1091,10 @@ fn the_binary_with_the_refresh_key_as_an_extra_access_key_exits_1_naming_it() {
 fn the_binary_with_a_missing_extra_keys_folder_exits_1_naming_it() {
     let dir = TempDir::new();
     let missing = dir.file("no-such-folder");
-    let env = binary_env(&[("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", &missing)]);
+    let env = binary_env(&[
+        ("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", &missing),
+        ("DATABASE_URL", UNREACHABLE_DATABASE),
+    ]);
     let output = run_binary(dir.path(), &[], &as_refs(&env));
     assert_start_refused(&output, "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR");
 }
