@@ -800,8 +800,9 @@ async fn keys_rotate_as_the_readme_says_with_no_logout() {
     let next_access_kid = kid_of(&read_key("access_next_public"));
     let next_refresh_kid = kid_of(&read_key("refresh_next_public"));
 
-    // Step 1: every instance accepts the next public keys, still signing with the old keys.
-    let step1 = spawn_app_with(&[
+    // README step 2, publish: every instance accepts the next public keys, and still signs
+    // with the old keys.
+    let published = spawn_app_with(&[
         (
             "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS",
             &b64_key("access_next_public"),
@@ -813,51 +814,61 @@ async fn keys_rotate_as_the_readme_says_with_no_logout() {
     ])
     .await;
     assert_eq!(
-        jwks_kids(&step1.address).await,
+        jwks_kids(&published.address).await,
         [old_access_kid.clone(), next_access_kid.clone()]
     );
-    let refreshed_later = login(&step1).await;
-    let never_refreshed = login(&step1).await;
+    let refreshed_later = login(&published).await;
+    let never_refreshed = login(&published).await;
     assert_eq!(kid_in(&refreshed_later.access), old_access_kid);
     assert_eq!(kid_in(&refreshed_later.refresh), old_refresh_kid);
 
-    // Step 2: sign with the next keys; the old public keys verify as extras.
-    let mut step2_settings = signing_with_next_keys();
-    step2_settings.push(("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", b64_key("access_public")));
-    step2_settings.push(("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", b64_key("refresh_public")));
-    let step2 = start_instance(&step1, &step2_settings).await;
+    // Step 3, switch: sign with the next keys; the old public keys verify as extras.
+    let mut switched_settings = signing_with_next_keys();
+    switched_settings.push(("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", b64_key("access_public")));
+    switched_settings.push(("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", b64_key("refresh_public")));
+    let switched = start_instance(&published, &switched_settings).await;
     assert_eq!(
-        jwks_kids(&step2).await,
+        jwks_kids(&switched).await,
         [next_access_kid.clone(), old_access_kid.clone()],
         "the signing key first"
     );
-    assert_eq!(me_at(&step2, &refreshed_later.access).await.status(), 200);
-    let rotated = refreshed_at(&step2, &refreshed_later.refresh).await;
+    assert_eq!(
+        me_at(&switched, &refreshed_later.access).await.status(),
+        200
+    );
+    let rotated = refreshed_at(&switched, &refreshed_later.refresh).await;
     assert_eq!(kid_in(&rotated.access), next_access_kid);
     assert_eq!(kid_in(&rotated.refresh), next_refresh_kid);
-    assert_eq!(me_at(&step2, &rotated.access).await.status(), 200);
+    assert_eq!(me_at(&switched, &rotated.access).await.status(), 200);
 
-    // Mid-restart, an instance still at step 1 accepts what step 2 signs, both kinds.
-    assert_eq!(me_at(&step1.address, &rotated.access).await.status(), 200);
-    let back_on_step1 = refreshed_at(&step1.address, &rotated.refresh).await;
-    assert_eq!(kid_in(&back_on_step1.access), old_access_kid);
-    let on_step2_again = refreshed_at(&step2, &back_on_step1.refresh).await;
+    // Mid-restart, an instance not yet switched accepts what a switched one signs, both kinds.
+    assert_eq!(
+        me_at(&published.address, &rotated.access).await.status(),
+        200
+    );
+    let back_on_published = refreshed_at(&published.address, &rotated.refresh).await;
+    assert_eq!(kid_in(&back_on_published.access), old_access_kid);
+    let switched_again = refreshed_at(&switched, &back_on_published.refresh).await;
 
-    // Step 3, once the old keys' tokens have expired: the old public keys are removed.
-    let step3 = start_instance(&step1, &signing_with_next_keys()).await;
-    assert_eq!(jwks_kids(&step3).await, [next_access_kid]);
-    assert_eq!(me_at(&step3, &on_step2_again.access).await.status(), 200);
-    refreshed_at(&step3, &on_step2_again.refresh).await;
-    // Tokens of the old keys that are still live elsewhere no longer verify here.
-    assert_eq!(me_at(&step2, &never_refreshed.access).await.status(), 200);
+    // Step 4, retire: the old public keys are removed. (Here before their tokens expire, to
+    // show that they are really gone.)
+    let retired = start_instance(&published, &signing_with_next_keys()).await;
+    assert_eq!(jwks_kids(&retired).await, [next_access_kid]);
+    assert_eq!(me_at(&retired, &switched_again.access).await.status(), 200);
+    refreshed_at(&retired, &switched_again.refresh).await;
+    // A live session of the old keys, still accepted where they are extras, is refused here.
+    assert_eq!(
+        me_at(&switched, &never_refreshed.access).await.status(),
+        200
+    );
     assert_error(
-        me_at(&step3, &never_refreshed.access).await,
+        me_at(&retired, &never_refreshed.access).await,
         401,
         "token_invalid",
     )
     .await;
     assert_error(
-        refresh_at(&step3, &never_refreshed.refresh).await,
+        refresh_at(&retired, &never_refreshed.refresh).await,
         401,
         "token_invalid",
     )
