@@ -21,11 +21,21 @@ fn bad(var: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// A PEM-encoded RSA key pair, read but not yet parsed.
+/// A PEM-encoded RSA key pair, read but not yet parsed, and the extra public keys that
+/// verify tokens of the same kind during a key rotation.
 #[derive(Clone)]
 pub struct KeyPairPem {
     pub private_pem: Vec<u8>,
     pub public_pem: Vec<u8>,
+    pub extra_public: Vec<PublicKeyPem>,
+}
+
+/// One extra public key as PEM, with where it came from, for error messages.
+#[derive(Clone)]
+pub struct PublicKeyPem {
+    /// The variable, and the item or file: `ACCESS_TOKEN_EXTRA_PUBLIC_KEYS: key 2`.
+    pub source: String,
+    pub pem: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -264,7 +274,36 @@ impl Env<'_> {
         Ok(KeyPairPem {
             private_pem: self.pem(&format!("{prefix}_PRIVATE_KEY"))?,
             public_pem: self.pem(&format!("{prefix}_PUBLIC_KEY"))?,
+            extra_public: self.extra_public_keys(prefix)?,
         })
+    }
+
+    /// `PREFIX_EXTRA_PUBLIC_KEYS` (base64 PEMs, comma-separated), then every `*.pem` file of
+    /// `PREFIX_EXTRA_PUBLIC_KEYS_DIR`; either, both or neither may be set.
+    fn extra_public_keys(&self, prefix: &str) -> Result<Vec<PublicKeyPem>, ConfigError> {
+        let list_var = format!("{prefix}_EXTRA_PUBLIC_KEYS");
+        let dir_var = format!("{list_var}_DIR");
+        let mut keys = Vec::new();
+        if let Some(list) = self.get(&list_var) {
+            let items = list.split(',').map(str::trim).filter(|s| !s.is_empty());
+            for (index, item) in items.enumerate() {
+                let number = index + 1;
+                let pem = decode_base64(item).ok_or_else(|| {
+                    bad(
+                        &list_var,
+                        format!("key {number} is not valid base64 (of a PEM file)"),
+                    )
+                })?;
+                keys.push(PublicKeyPem {
+                    source: format!("{list_var}: key {number}"),
+                    pem,
+                });
+            }
+        }
+        if let Some(dir) = self.get(&dir_var) {
+            keys.extend(read_pem_dir(&dir_var, &dir)?);
+        }
+        Ok(keys)
     }
 
     fn pem(&self, name: &str) -> Result<Vec<u8>, ConfigError> {
@@ -277,19 +316,53 @@ impl Env<'_> {
             (None, None) => Err(bad(name, format!("is required (or {file_var})"))),
             (None, Some(path)) => std::fs::read(&path)
                 .map_err(|e| bad(&file_var, format!("cannot read `{path}`: {e}"))),
-            (Some(b64), None) => {
-                let compact: String = b64.split_whitespace().collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .map_err(|_| {
-                        bad(
-                            name,
-                            "is not valid base64 (it holds the PEM file, base64-encoded)",
-                        )
-                    })
-            }
+            (Some(b64), None) => decode_base64(&b64).ok_or_else(|| {
+                bad(
+                    name,
+                    "is not valid base64 (it holds the PEM file, base64-encoded)",
+                )
+            }),
         }
     }
+}
+
+/// Standard base64, on one line or wrapped (any whitespace inside is dropped).
+fn decode_base64(raw: &str) -> Option<Vec<u8>> {
+    let compact: String = raw.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
+}
+
+/// Every `*.pem` file of `dir`, sorted by name. Other entries are ignored, and so are hidden
+/// files, as the shell's `*.pem` would. A `.pem` entry that cannot be read is an error: a
+/// key silently left out would log users out mid-rotation.
+fn read_pem_dir(var: &str, dir: &str) -> Result<Vec<PublicKeyPem>, ConfigError> {
+    let unreadable = |e: std::io::Error| bad(var, format!("cannot read `{dir}`: {e}"));
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let name = entry.file_name();
+        let is_pem = name
+            .to_str()
+            .is_some_and(|n| n.ends_with(".pem") && !n.starts_with('.'));
+        if is_pem {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let shown = path.display().to_string();
+            let pem = std::fs::read(&path)
+                .map_err(|e| bad(var, format!("cannot read `{shown}`: {e}")))?;
+            Ok(PublicKeyPem {
+                source: format!("{var}: `{shown}`"),
+                pem,
+            })
+        })
+        .collect()
 }
 
 /// `scheme://host[:port]`, as browsers send in `Origin`, and nothing more.

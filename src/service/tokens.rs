@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::{KeyPairPem, Settings};
+use crate::config::{KeyPairPem, PublicKeyPem, Settings};
 use crate::error::{AppError, Result};
 
 /// Far above any token we issue (about 800 bytes); refuses junk before any parsing.
@@ -90,6 +90,87 @@ impl KeySet {
             ttl,
         })
     }
+
+    /// Accepts the extra keys for verification too (and lists them after the current key).
+    /// A key already known, such as the current one, is not added twice.
+    fn accept(&mut self, extras: &[ExtraKey]) {
+        for extra in extras {
+            if !self.verifying.contains_key(&extra.kid) {
+                self.verifying.insert(extra.kid.clone(), extra.key.clone());
+                self.jwks.push(extra.jwk.clone());
+            }
+        }
+    }
+}
+
+/// A key that verifies but never signs: the next key before it signs, or the previous one
+/// until its tokens have expired.
+struct ExtraKey {
+    source: String,
+    kid: String,
+    key: DecodingKey,
+    jwk: Jwk,
+}
+
+impl ExtraKey {
+    fn parse(extra: &PublicKeyPem) -> Result<Self, String> {
+        let source = &extra.source;
+        // A private key parses as a DecodingKey but has no public JWK: refused here too.
+        let not_public = |e: jsonwebtoken::errors::Error| {
+            format!("{source}: not an RSA public key in PEM (SPKI or PKCS#1): {e}")
+        };
+        let key = DecodingKey::from_rsa_pem(&extra.pem).map_err(not_public)?;
+        let mut jwk = Jwk::from_decoding_key(&key, Some(Algorithm::RS256)).map_err(not_public)?;
+        let bits = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => modulus_bits(&rsa.n),
+            _ => 0,
+        };
+        if bits < 2048 {
+            return Err(format!(
+                "{source}: RSA keys need at least 2048 bits, this one has {bits}"
+            ));
+        }
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| format!("{source}: {e}"))?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(ExtraKey {
+            source: source.clone(),
+            kid,
+            key,
+            jwk,
+        })
+    }
+}
+
+/// Adds each kind's extra keys. A key that both kinds would accept is refused: a refresh
+/// token must never verify as an access token, and the JWKS must list access keys only.
+fn add_extra_keys(
+    access: &mut KeySet,
+    refresh: &mut KeySet,
+    settings: &Settings,
+) -> Result<(), String> {
+    let parse_all = |pems: &[PublicKeyPem]| -> Result<Vec<ExtraKey>, String> {
+        pems.iter().map(ExtraKey::parse).collect()
+    };
+    let access_extras = parse_all(&settings.access_keys.extra_public)?;
+    let refresh_extras = parse_all(&settings.refresh_keys.extra_public)?;
+    access.accept(&access_extras);
+    refresh.accept(&refresh_extras);
+    refuse_shared(&access_extras, refresh, "a refresh")?;
+    refuse_shared(&refresh_extras, access, "an access")
+}
+
+fn refuse_shared(extras: &[ExtraKey], other: &KeySet, other_kind: &str) -> Result<(), String> {
+    match extras.iter().find(|e| other.verifying.contains_key(&e.kid)) {
+        Some(extra) => Err(format!(
+            "{}: is also {other_kind} token key; access and refresh keys must differ",
+            extra.source
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Bits of an RSA modulus given as unpadded base64url (0 if it does not decode).
@@ -150,10 +231,12 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Parses and checks both key pairs. The error is one line naming the setting.
+    /// Parses and checks both key pairs and the extra public keys. The error is one line
+    /// naming the setting.
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
-        let access = KeySet::from_pem("ACCESS_TOKEN", &settings.access_keys, settings.access_ttl)?;
-        let refresh = KeySet::from_pem(
+        let mut access =
+            KeySet::from_pem("ACCESS_TOKEN", &settings.access_keys, settings.access_ttl)?;
+        let mut refresh = KeySet::from_pem(
             "REFRESH_TOKEN",
             &settings.refresh_keys,
             settings.refresh_ttl,
@@ -161,6 +244,7 @@ impl Tokens {
         if access.kid == refresh.kid {
             return Err("REFRESH_TOKEN_PRIVATE_KEY: must differ from the access token key".into());
         }
+        add_extra_keys(&mut access, &mut refresh, settings)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = 1;
         validation.validate_nbf = true;

@@ -449,21 +449,21 @@ fn the_same_pair_for_access_and_refresh_is_refused() {
 }
 
 /// A temporary folder, removed on drop.
-struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let path =
             std::env::temp_dir().join(format!("rs256-auth-test-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path).expect("temp dir");
         TempDir(path)
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 
-    fn file(&self, name: &str) -> String {
+    pub fn file(&self, name: &str) -> String {
         self.0.join(name).to_string_lossy().into_owned()
     }
 }
@@ -812,4 +812,297 @@ fn keys_generate_refuses_1024_bits() {
         !dir.path().join("keys").join("access_private.pem").exists(),
         "no key written"
     );
+}
+
+// ---- extra public keys, for key rotation --------------------------------------------------
+
+/// Runs each case through settings and key parsing; every one must be refused with one line
+/// naming one of its variables (and containing `mentions`).
+fn assert_all_refused(cases: &[(&[&str], &str, Changes)]) {
+    let mut failures = Vec::new();
+    for (vars, mentions, changes) in cases {
+        match tokens_from(changes) {
+            Ok(_) => failures.push(format!("{changes:?}: accepted, wanted a refusal")),
+            Err(message)
+                if !vars.iter().any(|v| names(&message, v)) || !message.contains(mentions) =>
+            {
+                failures.push(format!(
+                    "{changes:?}: {message:?} does not name {vars:?} and mention {mentions:?}"
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn extra_public_keys_take_a_list_with_spaces_and_empty_items() {
+    let next = b64(&read_key("access_next_public"));
+    let foreign = rs256_auth::service::keygen::generate_pair(2048).expect("key");
+    let wrapped = b64_wrapped(foreign.public_pem.as_bytes());
+    let list = format!(" {next} , ,\n{wrapped},");
+    let settings = settings_with(&[("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&list))]);
+    let sources: Vec<&str> = settings
+        .access_keys
+        .extra_public
+        .iter()
+        .map(|k| k.source.as_str())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS: key 1",
+            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS: key 2"
+        ]
+    );
+    assert!(settings.refresh_keys.extra_public.is_empty());
+    let tokens = tokens_ok(&[("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&list))]);
+    assert_eq!(
+        tokens.jwks_json().matches("\"kid\"").count(),
+        3,
+        "{}",
+        tokens.jwks_json()
+    );
+
+    // An access token of the next pair verifies with the list, and not without it.
+    let (next_private, next_public) = (
+        key_path("access_next_private"),
+        key_path("access_next_public"),
+    );
+    let signer = tokens_ok(&[
+        ("ACCESS_TOKEN_PRIVATE_KEY_FILE", Some(&next_private)),
+        ("ACCESS_TOKEN_PUBLIC_KEY_FILE", Some(&next_public)),
+    ]);
+    let issued = signer
+        .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access)
+        .expect("issue");
+    assert!(tokens.verify(&issued, TokenType::Access).is_ok());
+    assert!(tokens_ok(&[]).verify(&issued, TokenType::Access).is_err());
+}
+
+#[test]
+fn an_extra_key_equal_to_the_current_key_is_listed_once() {
+    let current = b64(&read_key("access_public"));
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("current.pem"), read_key("access_public")).expect("write");
+    let tokens = tokens_ok(&[
+        (
+            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS",
+            Some(&format!("{current},{current}")),
+        ),
+        (
+            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR",
+            Some(&dir.path().display().to_string()),
+        ),
+    ]);
+    assert_eq!(tokens.jwks_json(), tokens_ok(&[]).jwks_json());
+}
+
+#[test]
+fn malformed_extra_public_keys_are_refused_naming_their_variable() {
+    const ACCESS_LIST: &[&str] = &["ACCESS_TOKEN_EXTRA_PUBLIC_KEYS"];
+    const ACCESS_DIR: &[&str] = &["ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR"];
+    const REFRESH_LIST: &[&str] = &["REFRESH_TOKEN_EXTRA_PUBLIC_KEYS"];
+    const REFRESH_DIR: &[&str] = &["REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR"];
+    let good = b64(&read_key("access_next_public"));
+    let good_then_bad = format!("{good}, not base64!");
+    let not_a_key = b64(b"hello, not a key");
+    let private = b64(&read_key("access_next_private"));
+    let missing = format!("/nonexistent/{}", Uuid::new_v4());
+
+    let junk_dir = TempDir::new();
+    std::fs::write(junk_dir.path().join("junk.pem"), "not a key").expect("write");
+    let folder_dir = TempDir::new();
+    std::fs::create_dir(folder_dir.path().join("folder.pem")).expect("subfolder");
+    let private_dir = TempDir::new();
+    std::fs::write(
+        private_dir.path().join("oops.pem"),
+        read_key("refresh_next_private"),
+    )
+    .expect("write");
+    let [junk, folder, private_in_dir] =
+        [&junk_dir, &folder_dir, &private_dir].map(|d| d.path().display().to_string());
+
+    let cases: Vec<(&[&str], &str, Changes)> = vec![
+        (
+            ACCESS_LIST,
+            "key 1",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some("not base64!"))],
+        ),
+        (
+            ACCESS_LIST,
+            "key 2",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&good_then_bad))],
+        ),
+        (
+            REFRESH_LIST,
+            "key 1",
+            vec![("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", Some("%%%"))],
+        ),
+        (
+            ACCESS_LIST,
+            "key 1",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&not_a_key))],
+        ),
+        (
+            REFRESH_LIST,
+            "key 1",
+            vec![("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", Some(&private))],
+        ),
+        (
+            ACCESS_DIR,
+            &missing,
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&missing))],
+        ),
+        (
+            REFRESH_DIR,
+            &missing,
+            vec![("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&missing))],
+        ),
+        (
+            ACCESS_DIR,
+            "junk.pem",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&junk))],
+        ),
+        (
+            ACCESS_DIR,
+            "folder.pem",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&folder))],
+        ),
+        (
+            REFRESH_DIR,
+            "oops.pem",
+            vec![("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&private_in_dir))],
+        ),
+    ];
+    assert_all_refused(&cases);
+}
+
+#[test]
+fn an_extra_key_of_the_other_kind_is_refused() {
+    const ACCESS_LIST: &[&str] = &["ACCESS_TOKEN_EXTRA_PUBLIC_KEYS"];
+    const REFRESH_LIST: &[&str] = &["REFRESH_TOKEN_EXTRA_PUBLIC_KEYS"];
+    const EITHER_LIST: &[&str] = &[
+        "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS",
+        "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS",
+    ];
+    let refresh_current = b64(&read_key("refresh_public"));
+    let access_current = b64(&read_key("access_public"));
+    let refresh_next = b64(&read_key("refresh_next_public"));
+    let access_next = b64(&read_key("access_next_public"));
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("refresh.pem"), read_key("refresh_public")).expect("write");
+    let dir_path = dir.path().display().to_string();
+
+    let cases: Vec<(&[&str], &str, Changes)> = vec![
+        (
+            ACCESS_LIST,
+            "refresh",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&refresh_current))],
+        ),
+        (
+            &["ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR"],
+            "refresh.pem",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&dir_path))],
+        ),
+        (
+            REFRESH_LIST,
+            "access",
+            vec![("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", Some(&access_current))],
+        ),
+        (
+            ACCESS_LIST,
+            "refresh",
+            vec![
+                ("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&refresh_next)),
+                ("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", Some(&refresh_next)),
+            ],
+        ),
+        (
+            REFRESH_LIST,
+            "access",
+            vec![
+                ("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&access_next)),
+                ("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", Some(&access_current)),
+            ],
+        ),
+        (
+            EITHER_LIST,
+            "must differ",
+            vec![
+                ("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&access_next)),
+                ("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", Some(&access_next)),
+            ],
+        ),
+    ];
+    assert_all_refused(&cases);
+}
+
+#[test]
+fn a_1024_bit_extra_key_is_refused() {
+    if !has_openssl() {
+        return;
+    }
+    let dir = TempDir::new();
+    let (private, public) = (dir.file("small_private.key"), dir.file("small.pem"));
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        &private,
+    ]);
+    openssl(&["pkey", "-in", &private, "-pubout", "-out", &public]);
+    let listed = b64(&std::fs::read(&public).expect("PEM"));
+    let dir_path = dir.path().display().to_string();
+    let cases: Vec<(&[&str], &str, Changes)> = vec![
+        (
+            &["ACCESS_TOKEN_EXTRA_PUBLIC_KEYS"],
+            "1024",
+            vec![("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", Some(&listed))],
+        ),
+        (
+            &["REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR"],
+            "small.pem",
+            vec![("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", Some(&dir_path))],
+        ),
+    ];
+    assert_all_refused(&cases);
+}
+
+/// Should the keys be accepted by mistake, start-up fails here, naming DATABASE_URL, rather
+/// than serving and leaving the test waiting.
+const UNREACHABLE_DATABASE: &str = "postgres://postgres@127.0.0.1:1/unreachable";
+
+#[test]
+fn the_binary_with_the_refresh_key_as_an_extra_access_key_exits_1_naming_it() {
+    let dir = TempDir::new();
+    let refresh_public = b64(&read_key("refresh_public"));
+    let env = binary_env(&[
+        ("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", &refresh_public),
+        ("DATABASE_URL", UNREACHABLE_DATABASE),
+    ]);
+    let output = run_binary(dir.path(), &[], &as_refs(&env));
+    assert_start_refused(&output, "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS");
+}
+
+#[test]
+fn the_binary_with_a_missing_extra_keys_folder_exits_1_naming_it() {
+    let dir = TempDir::new();
+    let missing = dir.file("no-such-folder");
+    let env = binary_env(&[
+        ("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", &missing),
+        ("DATABASE_URL", UNREACHABLE_DATABASE),
+    ]);
+    let output = run_binary(dir.path(), &[], &as_refs(&env));
+    assert_start_refused(&output, "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR");
 }
