@@ -605,11 +605,17 @@ fn assert_start_refused(output: &Output, var: &str) {
     assert!(lines[0].contains(var), "names {var}: {stderr:?}");
 }
 
-/// A full environment for the binary, keys by file, with the given changes.
+/// A full environment for the binary, keys by file, with the given changes. Its Postgres is
+/// unreachable: should a setting under test be accepted by mistake, the binary stops at the
+/// database instead of serving forever and hanging the test.
 fn binary_env(changes: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: HashMap<String, String> = vars_with(&[]);
     env.remove("REDIS_KEY_PREFIX");
     env.remove("HASH_CONCURRENCY");
+    env.insert(
+        "DATABASE_URL".to_owned(),
+        "postgres://postgres@127.0.0.1:1/unreachable".to_owned(),
+    );
     for (k, v) in changes {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
@@ -1079,18 +1085,11 @@ fn a_1024_bit_extra_key_is_refused() {
     assert_all_refused(&cases);
 }
 
-/// Should the keys be accepted by mistake, start-up fails here, naming DATABASE_URL, rather
-/// than serving and leaving the test waiting.
-const UNREACHABLE_DATABASE: &str = "postgres://postgres@127.0.0.1:1/unreachable";
-
 #[test]
 fn the_binary_with_the_refresh_key_as_an_extra_access_key_exits_1_naming_it() {
     let dir = TempDir::new();
     let refresh_public = b64(&read_key("refresh_public"));
-    let env = binary_env(&[
-        ("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", &refresh_public),
-        ("DATABASE_URL", UNREACHABLE_DATABASE),
-    ]);
+    let env = binary_env(&[("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", &refresh_public)]);
     let output = run_binary(dir.path(), &[], &as_refs(&env));
     assert_start_refused(&output, "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS");
 }
@@ -1099,10 +1098,7 @@ fn the_binary_with_the_refresh_key_as_an_extra_access_key_exits_1_naming_it() {
 fn the_binary_with_a_missing_extra_keys_folder_exits_1_naming_it() {
     let dir = TempDir::new();
     let missing = dir.file("no-such-folder");
-    let env = binary_env(&[
-        ("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", &missing),
-        ("DATABASE_URL", UNREACHABLE_DATABASE),
-    ]);
+    let env = binary_env(&[("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR", &missing)]);
     let output = run_binary(dir.path(), &[], &as_refs(&env));
     assert_start_refused(&output, "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS_DIR");
 }
