@@ -65,21 +65,7 @@ impl KeySet {
                 "{name}_PUBLIC_KEY: does not match {name}_PRIVATE_KEY"
             ));
         }
-        if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
-            let bits = modulus_bits(&rsa.n);
-            if bits < 2048 {
-                return Err(format!(
-                    "{name}_PRIVATE_KEY: RSA keys need at least 2048 bits, this one has {bits}"
-                ));
-            }
-        }
-        // RFC 7638 thumbprint: the same key always gets the same kid, on every instance.
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| format!("{name}_PUBLIC_KEY: {e}"))?;
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let kid = identify(&mut jwk, &format!("{name}_PRIVATE_KEY"))?;
         let signer = Signer::new(&signing, &kid)
             .map_err(|e| format!("{name}_PRIVATE_KEY: unusable RSA key: {e}"))?;
         Ok(KeySet {
@@ -121,21 +107,7 @@ impl ExtraKey {
         };
         let key = DecodingKey::from_rsa_pem(&extra.pem).map_err(not_public)?;
         let mut jwk = Jwk::from_decoding_key(&key, Some(Algorithm::RS256)).map_err(not_public)?;
-        let bits = match &jwk.algorithm {
-            jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => modulus_bits(&rsa.n),
-            _ => 0,
-        };
-        if bits < 2048 {
-            return Err(format!(
-                "{source}: RSA keys need at least 2048 bits, this one has {bits}"
-            ));
-        }
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| format!("{source}: {e}"))?;
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let kid = identify(&mut jwk, source)?;
         Ok(ExtraKey {
             source: source.clone(),
             kid,
@@ -171,6 +143,27 @@ fn refuse_shared(extras: &[ExtraKey], other: &KeySet, other_kind: &str) -> Resul
         )),
         None => Ok(()),
     }
+}
+
+/// Checks a public key's size and names it: the kid is its RFC 7638 thumbprint, so the same
+/// key gets the same kid on every instance. Fills in the JWK's kid, alg and use for the JWKS.
+fn identify(jwk: &mut Jwk, source: &str) -> Result<String, String> {
+    let bits = match &jwk.algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => modulus_bits(&rsa.n),
+        _ => 0,
+    };
+    if bits < 2048 {
+        return Err(format!(
+            "{source}: RSA keys need at least 2048 bits, this one has {bits}"
+        ));
+    }
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|e| format!("{source}: {e}"))?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    Ok(kid)
 }
 
 /// Bits of an RSA modulus given as unpadded base64url (0 if it does not decode).

@@ -550,13 +550,9 @@ fn pkcs1_private_and_public_keys_are_accepted() {
     assert_round_trip(&tokens_ok(&access_keys_as(&private_b64, &public_b64)));
 }
 
-#[test]
-fn a_1024_bit_key_is_refused() {
-    if !has_openssl() {
-        return;
-    }
-    let dir = TempDir::new();
-    let (private, public) = (dir.file("small_private.pem"), dir.file("small_public.pem"));
+/// A 1024-bit RSA pair written into `dir` by openssl: (private path, public path).
+fn small_key_pair(dir: &TempDir, private_name: &str, public_name: &str) -> (String, String) {
+    let (private, public) = (dir.file(private_name), dir.file(public_name));
     openssl(&[
         "genpkey",
         "-algorithm",
@@ -567,6 +563,16 @@ fn a_1024_bit_key_is_refused() {
         &private,
     ]);
     openssl(&["pkey", "-in", &private, "-pubout", "-out", &public]);
+    (private, public)
+}
+
+#[test]
+fn a_1024_bit_key_is_refused() {
+    if !has_openssl() {
+        return;
+    }
+    let dir = TempDir::new();
+    let (private, public) = small_key_pair(&dir, "small_private.pem", "small_public.pem");
     let message = tokens_err(&[
         ("ACCESS_TOKEN_PRIVATE_KEY_FILE", Some(&private)),
         ("ACCESS_TOKEN_PUBLIC_KEY_FILE", Some(&public)),
@@ -1057,17 +1063,7 @@ fn a_1024_bit_extra_key_is_refused() {
         return;
     }
     let dir = TempDir::new();
-    let (private, public) = (dir.file("small_private.key"), dir.file("small.pem"));
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:1024",
-        "-out",
-        &private,
-    ]);
-    openssl(&["pkey", "-in", &private, "-pubout", "-out", &public]);
+    let (_, public) = small_key_pair(&dir, "small_private.key", "small.pem");
     let listed = b64(&std::fs::read(&public).expect("PEM"));
     let dir_path = dir.path().display().to_string();
     let cases: Vec<(&[&str], &str, Changes)> = vec![

@@ -729,21 +729,24 @@ async fn jwks_kids(base: &str) -> Vec<String> {
         .collect()
 }
 
-/// One more instance of `app`'s service, on the same database and Redis prefix with other
-/// settings: an instance of a rolling restart. Its address.
-async fn start_instance(app: &TestApp, overrides: &[(&str, String)]) -> String {
-    let mut vars = base_settings(&app.db_name, &app.redis_prefix);
-    for (name, value) in overrides {
-        vars.insert((*name).to_owned(), value.clone());
-    }
-    let settings =
-        rs256_auth::config::Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-    let instance = rs256_auth::startup::Application::build(settings)
-        .await
-        .expect("instance builds");
-    let address = format!("http://127.0.0.1:{}", instance.port());
-    tokio::spawn(instance.run_until_stopped());
-    address
+/// An app that signs with the dev keys and also accepts the next pair of each kind.
+async fn spawn_app_accepting_next_keys() -> TestApp {
+    spawn_app_with(&[
+        (
+            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS",
+            &b64_key("access_next_public"),
+        ),
+        (
+            "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS",
+            &b64_key("refresh_next_public"),
+        ),
+    ])
+    .await
+}
+
+/// Owned settings as the `(name, value)` pairs `sibling` takes.
+fn refs<'a>(settings: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 async fn me_at(base: &str, access: &str) -> reqwest::Response {
@@ -802,17 +805,7 @@ async fn keys_rotate_as_the_readme_says_with_no_logout() {
 
     // README step 2, publish: every instance accepts the next public keys, and still signs
     // with the old keys.
-    let published = spawn_app_with(&[
-        (
-            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS",
-            &b64_key("access_next_public"),
-        ),
-        (
-            "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS",
-            &b64_key("refresh_next_public"),
-        ),
-    ])
-    .await;
+    let published = spawn_app_accepting_next_keys().await;
     assert_eq!(
         jwks_kids(&published.address).await,
         [old_access_kid.clone(), next_access_kid.clone()]
@@ -826,7 +819,7 @@ async fn keys_rotate_as_the_readme_says_with_no_logout() {
     let mut switched_settings = signing_with_next_keys();
     switched_settings.push(("ACCESS_TOKEN_EXTRA_PUBLIC_KEYS", b64_key("access_public")));
     switched_settings.push(("REFRESH_TOKEN_EXTRA_PUBLIC_KEYS", b64_key("refresh_public")));
-    let switched = start_instance(&published, &switched_settings).await;
+    let switched = published.sibling(&refs(&switched_settings)).await;
     assert_eq!(
         jwks_kids(&switched).await,
         [next_access_kid.clone(), old_access_kid.clone()],
@@ -852,7 +845,7 @@ async fn keys_rotate_as_the_readme_says_with_no_logout() {
 
     // Step 4, retire: the old public keys are removed. (Here before their tokens expire, to
     // show that they are really gone.)
-    let retired = start_instance(&published, &signing_with_next_keys()).await;
+    let retired = published.sibling(&refs(&signing_with_next_keys())).await;
     assert_eq!(jwks_kids(&retired).await, [next_access_kid]);
     assert_eq!(me_at(&retired, &switched_again.access).await.status(), 200);
     refreshed_at(&retired, &switched_again.refresh).await;
@@ -886,17 +879,7 @@ fn resigned(token: &str, private_name: &str, public_name: &str) -> String {
 
 #[tokio::test]
 async fn the_jwks_lists_every_access_key_current_first_and_no_refresh_key() {
-    let app = spawn_app_with(&[
-        (
-            "ACCESS_TOKEN_EXTRA_PUBLIC_KEYS",
-            &b64_key("access_next_public"),
-        ),
-        (
-            "REFRESH_TOKEN_EXTRA_PUBLIC_KEYS",
-            &b64_key("refresh_next_public"),
-        ),
-    ])
-    .await;
+    let app = spawn_app_accepting_next_keys().await;
     let session = login(&app).await;
     let kids = jwks_kids(&app.address).await;
     assert_eq!(
