@@ -208,11 +208,15 @@ fn each_malformed_setting_is_refused_naming_its_variable() {
             Err(_) => {}
         }
     }
+    assert_no_failures(&failures, cases.len());
+}
+
+/// Each failed case on its own line, so one run shows them all.
+fn assert_no_failures(failures: &[String], cases: usize) {
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} of {cases} cases failed:\n{}",
         failures.len(),
-        cases.len(),
         failures.join("\n")
     );
 }
@@ -845,13 +849,7 @@ fn assert_all_refused(cases: &[(&[&str], &str, Changes)]) {
             Err(_) => {}
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, cases.len());
 }
 
 #[test]

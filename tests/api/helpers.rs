@@ -211,22 +211,12 @@ impl TestApp {
     }
 
     pub async fn me_with(&self, access: &str) -> Response {
-        plain_client()
-            .get(self.url("/api/users/me"))
-            .bearer_auth(access)
-            .send()
-            .await
-            .expect("request")
+        me_at(&self.address, access).await
     }
 
     /// Refresh as a non-browser client: the refresh token in the Authorization header.
     pub async fn refresh_with(&self, refresh: &str) -> Response {
-        plain_client()
-            .post(self.url("/api/auth/refresh"))
-            .bearer_auth(refresh)
-            .send()
-            .await
-            .expect("request")
+        refresh_at(&self.address, refresh).await
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
@@ -302,6 +292,26 @@ impl Drop for TestApp {
         });
         let _ = cleanup.join();
     }
+}
+
+/// `GET /api/users/me` with a Bearer token, at any instance (`http://host:port`).
+pub async fn me_at(base: &str, access: &str) -> Response {
+    plain_client()
+        .get(format!("{base}/api/users/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Refresh with the refresh token as Bearer, at any instance.
+pub async fn refresh_at(base: &str, refresh: &str) -> Response {
+    plain_client()
+        .post(format!("{base}/api/auth/refresh"))
+        .bearer_auth(refresh)
+        .send()
+        .await
+        .expect("request")
 }
 
 /// One `Set-Cookie` header, split into name, value and attributes (lowercased names).

@@ -749,24 +749,6 @@ fn refs<'a>(settings: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-async fn me_at(base: &str, access: &str) -> reqwest::Response {
-    plain_client()
-        .get(format!("{base}/api/users/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn refresh_at(base: &str, refresh: &str) -> reqwest::Response {
-    plain_client()
-        .post(format!("{base}/api/auth/refresh"))
-        .bearer_auth(refresh)
-        .send()
-        .await
-        .expect("request")
-}
-
 /// Refreshes at `base`, which must succeed; the new tokens.
 async fn refreshed_at(base: &str, refresh: &str) -> Session {
     let response = refresh_at(base, refresh).await;
