@@ -276,13 +276,13 @@ impl Tokens {
     }
 
     /// The claims of a new token: a fresh `token_uuid`, valid from now for its lifetime.
-    /// Separate from signing, so that a refresh can check its session before paying for it.
     pub fn claims(&self, user: Uuid, sid: Uuid, typ: TokenType) -> Result<Claims> {
         let now = chrono::Utc::now().timestamp();
         self.claims_at(user, sid, typ, Uuid::new_v4(), now)
     }
 
-    /// A new access and refresh token of one session, issued at the same second.
+    /// A new access and refresh token of one session, issued at the same second. Separate
+    /// from signing, so that a refresh can check its session before paying for it.
     pub fn pair(&self, user: Uuid, sid: Uuid) -> Result<(Claims, Claims)> {
         let now = chrono::Utc::now().timestamp();
         Ok((
