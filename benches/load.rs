@@ -1,5 +1,6 @@
 //! Load figures for the hot paths, printed, never asserted: `cargo bench --bench load`.
-//! Starts the real app (its own database and Redis prefix) on a random port and drives it
+//! Starts the real app on the production stores (its own Postgres database and Redis prefix,
+//! on 127.0.0.1) on a random port and drives it
 //! over loopback with a fixed number of requests per scenario.
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ fn settings(db: &str, prefix: &str) -> Settings {
             "DATABASE_URL",
             format!("postgres://postgres@127.0.0.1:5432/{db}"),
         ),
+        ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
         ("REDIS_KEY_PREFIX", prefix.to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", "0".to_owned()),

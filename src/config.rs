@@ -1,6 +1,7 @@
 //! Typed settings from the environment (and `app.env`), as the contract's table lists them.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::cookie::SameSite;
@@ -54,10 +55,21 @@ pub struct Cidr {
     pub prefix: u8,
 }
 
+/// Where users live: Postgres, or the embedded SQLite file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Database {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+/// `DATABASE_URL` when unset: the embedded store, so a fresh clone runs with nothing else.
+pub const DEFAULT_SQLITE_PATH: &str = "data/rs256-auth.db";
+
 #[derive(Clone)]
 pub struct Settings {
-    pub database_url: String,
-    pub redis_url: String,
+    pub database: Database,
+    /// Sessions and login counters; unset keeps them in the SQLite file.
+    pub redis_url: Option<String>,
     pub redis_key_prefix: String,
     pub host: String,
     pub port: u16,
@@ -108,9 +120,18 @@ impl Settings {
             return Err(bad("COOKIE_SAMESITE", "None requires COOKIE_SECURE=true"));
         }
         let refresh_max_age = env.minutes("REFRESH_TOKEN_MAXAGE")?.unwrap_or(refresh_ttl);
+        let database = env.database()?;
+        let redis_url = env.get("REDIS_URL").map(|raw| redis_url(&raw));
+        if matches!(database, Database::Postgres(_)) && redis_url.is_none() {
+            // Sessions in a local file would not be shared by the instances that share users.
+            return Err(bad(
+                "REDIS_URL",
+                "is required when DATABASE_URL is Postgres (several instances must share sessions)",
+            ));
+        }
         Ok(Settings {
-            database_url: env.required("DATABASE_URL")?,
-            redis_url: redis_url(&env.or("REDIS_URL", "redis://127.0.0.1:6379")),
+            database,
+            redis_url,
             redis_key_prefix: env.or("REDIS_KEY_PREFIX", "rs256:"),
             host: env.or("HOST", "0.0.0.0"),
             port: env.number("PORT", 8000)?,
@@ -165,8 +186,29 @@ impl Env<'_> {
         self.get(name).unwrap_or_else(|| default.to_owned())
     }
 
-    fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.get(name).ok_or_else(|| bad(name, "is required"))
+    /// `postgres://...`, `sqlite:PATH` (or `sqlite://PATH`), or unset for the default file.
+    fn database(&self) -> Result<Database, ConfigError> {
+        let Some(raw) = self.get("DATABASE_URL") else {
+            return Ok(Database::Sqlite(DEFAULT_SQLITE_PATH.into()));
+        };
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Database::Postgres(raw));
+        }
+        let Some(rest) = raw.strip_prefix("sqlite:") else {
+            return Err(bad(
+                "DATABASE_URL",
+                "must start with postgres:// or sqlite: (or be unset for the embedded file)",
+            ));
+        };
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() || path.contains('?') || path.starts_with(":memory:") {
+            // Sessions must survive a restart, and options would be silently ignored.
+            return Err(bad(
+                "DATABASE_URL",
+                format!("`{raw}` is not a SQLite file path such as sqlite:data/rs256-auth.db"),
+            ));
+        }
+        Ok(Database::Sqlite(path.into()))
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {

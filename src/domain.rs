@@ -64,12 +64,21 @@ impl User {
 #[derive(Debug)]
 pub struct NewUser {
     pub name: String,
-    pub email: String,
+    pub email: Email,
     pub password_hash: String,
     pub photo: String,
 }
 
-/// Emails are compared and stored trimmed and lowercased.
-pub fn normalize_email(raw: &str) -> String {
-    raw.trim().to_lowercase()
+/// An email as it is stored and compared: trimmed and lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn normalize(raw: &str) -> Self {
+        Email(raw.trim().to_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }

@@ -1,4 +1,5 @@
-//! rs256-auth: register and sign in users; RS256 access and refresh tokens; sessions in Redis.
+//! rs256-auth: register and sign in users; RS256 access and refresh tokens; sessions that
+//! end the moment they are revoked, in Redis or in an embedded SQLite file.
 
 // A panic on a request path is a defect: start-up failures return messages instead.
 #![cfg_attr(
@@ -12,6 +13,5 @@ pub mod error;
 pub mod http;
 pub mod service;
 pub mod startup;
-pub mod state;
 pub mod store;
 pub mod telemetry;

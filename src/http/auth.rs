@@ -4,15 +4,15 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Value, json};
 use validator::{Validate, ValidationErrors};
 
-use crate::domain::normalize_email;
+use crate::domain::Email;
 use crate::error::{AppError, FieldError, Result};
-use crate::http::body::Fields;
+use crate::http::body::{Fields, JsonObject};
 use crate::http::client;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
-use crate::http::guard::{bearer_token, cookie};
-use crate::http::no_store;
-use crate::service::auth::{self, Registration, SessionTokens};
-use crate::state::AppState;
+use crate::http::credentials::{bearer_token, cookie};
+use crate::http::state::AppState;
+use crate::http::{no_store, success};
+use crate::service::auth::{Registration, SessionTokens};
 
 const DEFAULT_PHOTO: &str = "default.png";
 
@@ -59,9 +59,12 @@ fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
 
 fn parse_registration(body: &Value) -> Result<Registration> {
     let mut fields = Fields::of(body)?;
+    // Read in the order of the form, so that errors are listed in that order.
+    let name = fields.required("name").trim().to_owned();
+    let email = Email::normalize(fields.required("email"));
     let form = RegisterForm {
-        name: fields.required("name").trim().to_owned(),
-        email: normalize_email(fields.required("email")),
+        name,
+        email: email.as_str().to_owned(),
         password: fields.required("password").to_owned(),
         password_confirm: fields.required("passwordConfirm").to_owned(),
         photo: fields.optional("photo").map(str::to_owned),
@@ -90,7 +93,7 @@ fn parse_registration(body: &Value) -> Result<Registration> {
     }
     Ok(Registration {
         name: form.name,
-        email: form.email,
+        email,
         password: form.password,
         photo: form.photo.unwrap_or_else(|| DEFAULT_PHOTO.to_owned()),
     })
@@ -100,29 +103,34 @@ fn fields_has(errors: &[FieldError], field: &str) -> bool {
     errors.iter().any(|e| e.field == field)
 }
 
-pub async fn register(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<JsonObject>,
+) -> Result<HttpResponse> {
+    let JsonObject(body) = body.into_inner();
     let input = parse_registration(&body)?;
-    let user = auth::register(&state, input).await?;
-    Ok(HttpResponse::Created().json(json!({"status": "success", "data": {"user": user.view()}})))
+    let user = state.auth.register(input).await?;
+    Ok(HttpResponse::Created().json(success(json!({"data": {"user": user.view()}}))))
 }
 
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: web::Json<JsonObject>,
 ) -> Result<HttpResponse> {
+    let JsonObject(body) = body.into_inner();
     let mut fields = Fields::of(&body)?;
-    let email = normalize_email(fields.required("email"));
+    let email = Email::normalize(fields.required("email"));
     let password = fields.required("password").to_owned();
     if !fields.errors.is_empty() {
         return Err(AppError::ValidationFailed(fields.errors));
     }
-    if email.contains('\0') {
+    if email.as_str().contains('\0') {
         // No stored email has one; the input's shape says nothing about who exists.
         return Err(AppError::InvalidCredentials);
     }
     let ip = client::client_ip(&req, &state.trusted_proxies);
-    let tokens = auth::login(&state, &email, password, ip).await?;
+    let tokens = state.auth.login(&email, password, ip).await?;
     Ok(session_response(&state, &tokens, false))
 }
 
@@ -134,7 +142,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         None => (bearer_token(&req), true),
     };
     let result = match token {
-        Some(token) => auth::refresh(&state, &token).await,
+        Some(token) => state.auth.refresh(&token).await,
         None => Err(AppError::NotLoggedIn),
     };
     match result {
@@ -161,8 +169,8 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     .flatten()
     .collect();
     let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    auth::logout(&state, &candidates).await?;
-    let mut response = no_store(HttpResponse::Ok().json(json!({"status": "success"})));
+    state.auth.logout(&candidates).await?;
+    let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     state.cookies.clear(&mut response);
     Ok(response)
 }
@@ -175,11 +183,11 @@ fn session_response(
     refresh_in_body: bool,
 ) -> HttpResponse {
     let body = if refresh_in_body {
-        json!({"status": "success", "access_token": tokens.access, "refresh_token": tokens.refresh})
+        json!({"access_token": tokens.access, "refresh_token": tokens.refresh})
     } else {
-        json!({"status": "success", "access_token": tokens.access})
+        json!({"access_token": tokens.access})
     };
-    let mut response = no_store(HttpResponse::Ok().json(body));
+    let mut response = no_store(HttpResponse::Ok().json(success(body)));
     state.cookies.set(&mut response, tokens);
     response
 }
@@ -210,7 +218,7 @@ mod tests {
     fn a_valid_body_is_trimmed_and_lowercased() {
         let input = parse_registration(&valid()).unwrap();
         assert_eq!(input.name, "Ada");
-        assert_eq!(input.email, "ada@example.com");
+        assert_eq!(input.email.as_str(), "ada@example.com");
         assert_eq!(input.password, "password1");
         assert_eq!(input.photo, "default.png");
     }

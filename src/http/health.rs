@@ -1,36 +1,26 @@
-//! /api/healthchecker: liveness and readiness of both stores.
+//! /api/healthchecker: readiness of the stores in use.
 
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
-use crate::error::AppError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// A store that does not answer this fast is reported down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn up(check: impl Future<Output = Result<(), AppError>>) -> bool {
-    matches!(tokio::time::timeout(CHECK_TIMEOUT, check).await, Ok(Ok(())))
-}
-
-fn word(up: bool) -> &'static str {
-    if up { "up" } else { "down" }
-}
-
 pub async fn check(state: web::Data<AppState>) -> HttpResponse {
-    let (postgres, redis) = tokio::join!(up(state.users.ping()), up(state.sessions.ping()));
-    let checks = json!({"postgres": word(postgres), "redis": word(redis)});
-    if postgres && redis {
+    let stores = state.auth.check_stores(CHECK_TIMEOUT).await;
+    let checks: Map<String, Value> = stores
+        .iter()
+        .map(|s| (s.name.to_owned(), json!(if s.up { "up" } else { "down" })))
+        .collect();
+    let down: Vec<&str> = stores.iter().filter(|s| !s.up).map(|s| s.name).collect();
+    if down.is_empty() {
         HttpResponse::Ok()
             .json(json!({"status": "success", "message": "rs256-auth is up", "checks": checks}))
     } else {
-        let down: Vec<&str> = [("postgres", postgres), ("redis", redis)]
-            .into_iter()
-            .filter(|(_, up)| !up)
-            .map(|(name, _)| name)
-            .collect();
         HttpResponse::ServiceUnavailable().json(json!({
             "status": "fail",
             "code": "service_unavailable",

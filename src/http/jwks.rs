@@ -3,12 +3,12 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         // Short, so that a key rotation reaches verifiers quickly.
         .insert_header((CACHE_CONTROL, "public, max-age=300"))
-        .body(state.tokens.jwks_json().to_owned())
+        .body(state.auth.jwks_json().to_owned())
 }

@@ -4,16 +4,19 @@ pub mod auth;
 pub mod body;
 pub mod client;
 pub mod cookies;
+pub mod credentials;
 pub mod guard;
 pub mod health;
 pub mod jwks;
 pub mod middleware;
 pub mod origin;
+pub mod state;
 pub mod users;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Route, web};
+use serde_json::{Value, json};
 
 use crate::error::AppError;
 
@@ -67,6 +70,15 @@ fn not_allowed(allow: &'static str) -> Route {
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// The success envelope: `{"status": "success"}` and the fields of `body` (an object).
+pub fn success(body: Value) -> Value {
+    let mut envelope = json!({"status": "success"});
+    if let (Some(envelope), Value::Object(fields)) = (envelope.as_object_mut(), body) {
+        envelope.extend(fields);
+    }
+    envelope
 }
 
 /// Responses that carry or clear tokens must not be cached by anything on the way.

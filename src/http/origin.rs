@@ -10,7 +10,7 @@ use actix_web::{Error, HttpRequest, ResponseError, web};
 
 use crate::error::AppError;
 use crate::http::client;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Middleware for the state-changing routes, whatever the method.
 pub async fn same_site_only(

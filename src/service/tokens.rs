@@ -15,9 +15,13 @@ use uuid::Uuid;
 
 use crate::config::{KeyPairPem, PublicKeyPem, Settings};
 use crate::error::{AppError, Result};
+use crate::store::{ExpiresAt, now_ms};
 
 /// Far above any token we issue (about 800 bytes); refuses junk before any parsing.
 const MAX_TOKEN_LEN: usize = 4096;
+/// How long a token's store entry outlives the token: a request checked just before `exp`
+/// still finds its entry, and so does an instance whose clock is up to a second behind.
+const ENTRY_SLACK_MS: i64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -239,6 +243,10 @@ impl Tokens {
         }
         add_extra_keys(&mut access, &mut refresh, settings)?;
         let mut validation = Validation::new(Algorithm::RS256);
+        // jsonwebtoken compares `exp` in whole seconds, so with any leeway a token would verify
+        // up to a second and more past its `exp`: `verify` checks it to the millisecond instead.
+        validation.validate_exp = false;
+        // Only `nbf` gets leeway, for instances whose clocks differ by up to a second.
         validation.leeway = 1;
         validation.validate_nbf = true;
         validation.set_issuer(&[&settings.issuer]);
@@ -351,8 +359,26 @@ impl Tokens {
         if data.claims.typ != typ {
             return Err(AppError::TokenInvalid);
         }
+        if is_expired(&data.claims, now_ms()) {
+            return Err(AppError::TokenExpired);
+        }
         Ok(data.claims)
     }
+}
+
+/// A token expires at the very instant its `exp` names, measured in milliseconds.
+fn is_expired(claims: &Claims, now_ms: i64) -> bool {
+    now_ms >= claims.exp.saturating_mul(1000)
+}
+
+/// When a token's store entry may end: never before the token stops verifying.
+pub fn entry_expiry(claims: &Claims) -> ExpiresAt {
+    ExpiresAt::from_unix_ms(
+        claims
+            .exp
+            .saturating_mul(1000)
+            .saturating_add(ENTRY_SLACK_MS),
+    )
 }
 
 #[cfg(test)]
@@ -393,6 +419,16 @@ mod tests {
             signer.sign(&claims).unwrap(),
             jsonwebtoken::encode(&header, &claims, &key).unwrap()
         );
+    }
+
+    #[test]
+    fn a_token_expires_at_the_millisecond_its_exp_names() {
+        let claims = claims();
+        assert!(!is_expired(&claims, 1999));
+        assert!(is_expired(&claims, 2000));
+        assert!(is_expired(&claims, 2001));
+        // The entry outlives the token, so a token that verifies always finds it.
+        assert!(entry_expiry(&claims).unix_ms() > 2000);
     }
 
     #[test]

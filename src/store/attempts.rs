@@ -1,49 +1,23 @@
-//! Failed-login counters in Redis, per email and per client IP, shared by every instance.
+//! Failed-login counters, per email and per client IP, shared by every instance.
 //!
 //! Each attempt is counted before the password is checked, so parallel guesses cannot slip
 //! past the limit; a success takes its own count back. A counter is a fixed window that
-//! starts at its first failure and expires with it: nobody is locked out for longer.
+//! starts at its first attempt and ends with it: nobody is locked out for longer.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use deadpool_redis::Connection;
-use deadpool_redis::redis;
 
+use crate::domain::Email;
 use crate::error::Result;
-use crate::store::{RedisPool, millis};
-
-/// Counts one attempt; a counter without a TTL (never expected) gets one, so none is permanent.
-/// KEYS: the counter. ARGV: window ms. Returns the count and the ms left in the window.
-const COUNT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-";
-
-/// Takes back one attempt, unless the window has already expired.
-const UNCOUNT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
-return 0
-";
+use crate::store::{redis, sqlite};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub per_email: u32,
     pub per_ip: u32,
     pub window: Duration,
-}
-
-#[derive(Clone)]
-pub struct LoginAttempts {
-    pool: RedisPool,
-    prefix: String,
-    limits: Limits,
 }
 
 /// Whether an attempt may go on to the password check.
@@ -53,65 +27,11 @@ pub enum Verdict {
     Limited { retry_after: Duration },
 }
 
-impl LoginAttempts {
-    pub fn new(pool: RedisPool, prefix: String, limits: Limits) -> Self {
-        LoginAttempts {
-            pool,
-            prefix,
-            limits,
-        }
-    }
-
-    /// The email is hashed: the counters need no address in clear in Redis.
-    fn email_key(&self, email: &str) -> String {
-        let digest = digest::digest(&digest::SHA256, email.as_bytes());
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}login:email:{hex}", self.prefix)
-    }
-
-    fn ip_key(&self, ip: IpAddr) -> String {
-        format!("{}login:ip:{}", self.prefix, ip_block(ip))
-    }
-
-    /// Counts an attempt for `email` (normalized) from `ip`. The IP is counted first, and an
-    /// IP over its limit counts against no email: one client must not lock out every account.
-    pub async fn begin(&self, email: &str, ip: Option<IpAddr>) -> Result<Verdict> {
-        let mut conn = self.pool.get().await?;
-        if let Some(ip) = ip {
-            let by_ip = count(&mut conn, self.ip_key(ip), self.limits).await?;
-            if by_ip.is_over(self.limits.per_ip) {
-                return Ok(by_ip.verdict());
-            }
-        }
-        let by_email = count(&mut conn, self.email_key(email), self.limits).await?;
-        Ok(if by_email.is_over(self.limits.per_email) {
-            by_email.verdict()
-        } else {
-            Verdict::Allowed
-        })
-    }
-
-    /// A success clears the email's failures and takes back its attempt from the IP's count.
-    pub async fn succeeded(&self, email: &str, ip: Option<IpAddr>) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.del(self.email_key(email)).ignore();
-        if let Some(ip) = ip {
-            pipe.cmd("EVAL")
-                .arg(UNCOUNT)
-                .arg(1)
-                .arg(self.ip_key(ip))
-                .ignore();
-        }
-        let mut conn = self.pool.get().await?;
-        let _: () = pipe.query_async(&mut *conn).await?;
-        Ok(())
-    }
-}
-
 /// A counter after one more attempt, and the time left in its window.
-struct Count {
-    attempts: u64,
-    ttl: Duration,
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    pub attempts: u64,
+    pub ttl: Duration,
 }
 
 impl Count {
@@ -126,18 +46,75 @@ impl Count {
     }
 }
 
-async fn count(conn: &mut Connection, key: String, limits: Limits) -> Result<Count> {
-    let (attempts, ttl_ms): (u64, u64) = redis::cmd("EVAL")
-        .arg(COUNT)
-        .arg(1)
-        .arg(key)
-        .arg(millis(limits.window))
-        .query_async(&mut **conn)
-        .await?;
-    Ok(Count {
-        attempts,
-        ttl: Duration::from_millis(ttl_ms),
-    })
+/// The counters of one backend. Keys are the same on each: `login:email:<sha256>` and
+/// `login:ip:<address or /64>`.
+pub enum Counters {
+    Redis(redis::attempts::Counters),
+    Sqlite(sqlite::attempts::Counters),
+}
+
+impl Counters {
+    async fn count(&self, key: &str, window: Duration) -> Result<Count> {
+        match self {
+            Counters::Redis(c) => c.count(key, window).await,
+            Counters::Sqlite(c) => c.count(key, window).await,
+        }
+    }
+
+    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
+        match self {
+            Counters::Redis(c) => c.clear(email_key, ip_key).await,
+            Counters::Sqlite(c) => c.clear(email_key, ip_key).await,
+        }
+    }
+}
+
+pub struct LoginAttempts {
+    counters: Counters,
+    limits: Limits,
+}
+
+impl LoginAttempts {
+    pub fn new(counters: Counters, limits: Limits) -> Self {
+        LoginAttempts { counters, limits }
+    }
+
+    /// Counts an attempt for `email` from `ip`. The IP is counted first, and an IP over its
+    /// limit counts against no email: one client must not lock out every account.
+    pub async fn begin(&self, email: &Email, ip: Option<IpAddr>) -> Result<Verdict> {
+        let window = self.limits.window;
+        if let Some(ip) = ip {
+            let by_ip = self.counters.count(&ip_key(ip), window).await?;
+            if by_ip.is_over(self.limits.per_ip) {
+                return Ok(by_ip.verdict());
+            }
+        }
+        let by_email = self.counters.count(&email_key(email), window).await?;
+        Ok(if by_email.is_over(self.limits.per_email) {
+            by_email.verdict()
+        } else {
+            Verdict::Allowed
+        })
+    }
+
+    /// A success clears the email's failures and takes back its attempt from the IP's count.
+    pub async fn succeeded(&self, email: &Email, ip: Option<IpAddr>) -> Result<()> {
+        let ip_key = ip.map(ip_key);
+        self.counters
+            .clear(&email_key(email), ip_key.as_deref())
+            .await
+    }
+}
+
+/// The email is hashed: the counters need no address in clear.
+fn email_key(email: &Email) -> String {
+    let digest = digest::digest(&digest::SHA256, email.as_str().as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("login:email:{hex}")
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    format!("login:ip:{}", ip_block(ip))
 }
 
 /// The block one client controls: the address itself for IPv4, its /64 for IPv6 (a single
@@ -168,5 +145,13 @@ mod tests {
         assert_ne!(ip_block(a), ip_block(other));
         assert_eq!(ip_block("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
         assert_eq!(ip_block("10.0.0.1".parse().unwrap()), "10.0.0.1");
+    }
+
+    #[test]
+    fn email_keys_hold_no_address() {
+        let key = email_key(&Email::normalize("Ada@Example.com"));
+        assert_eq!(key, email_key(&Email::normalize("ada@example.com ")));
+        assert!(key.starts_with("login:email:") && !key.contains("ada"));
+        assert_eq!(key.len(), "login:email:".len() + 64);
     }
 }

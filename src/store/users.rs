@@ -1,80 +1,59 @@
-//! Users in Postgres.
+//! Users: Postgres in production, the SQLite file when embedded.
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{NewUser, User};
+use crate::domain::{Email, NewUser, User};
 use crate::error::Result;
+use crate::store::{postgres, sqlite};
 
-#[derive(Clone)]
-pub struct UserStore {
-    pool: PgPool,
+pub enum UserStore {
+    Postgres(postgres::Users),
+    Sqlite(sqlite::users::Users),
 }
 
 impl UserStore {
-    pub fn new(pool: PgPool) -> Self {
-        UserStore { pool }
+    /// For the healthchecker: which store holds the users.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UserStore::Postgres(_) => "postgres",
+            UserStore::Sqlite(_) => "sqlite",
+        }
     }
 
     /// Inserts the user, or returns `None` when the email is taken. The unique index decides,
     /// so concurrent registrations of one email cannot both succeed.
     pub async fn insert(&self, new: &NewUser) -> Result<Option<User>> {
-        let user = sqlx::query_as!(
-            User,
-            r#"INSERT INTO users (name, email, password_hash, photo)
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT DO NOTHING
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
-                         created_at, updated_at"#,
-            new.name,
-            new.email,
-            new.password_hash,
-            new.photo,
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(user)
+        match self {
+            UserStore::Postgres(s) => s.insert(new).await,
+            UserStore::Sqlite(s) => s.insert(new).await,
+        }
     }
 
-    /// `email` must already be normalized (trimmed, lowercased).
-    pub async fn by_email(&self, email: &str) -> Result<Option<User>> {
-        let user = sqlx::query_as!(
-            User,
-            r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
-                      created_at, updated_at
-               FROM users WHERE lower(email) = $1"#,
-            email,
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(user)
+    pub async fn by_email(&self, email: &Email) -> Result<Option<User>> {
+        match self {
+            UserStore::Postgres(s) => s.by_email(email).await,
+            UserStore::Sqlite(s) => s.by_email(email).await,
+        }
     }
 
     pub async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
-        let user = sqlx::query_as!(
-            User,
-            r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
-                      created_at, updated_at
-               FROM users WHERE id = $1"#,
-            id,
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(user)
+        match self {
+            UserStore::Postgres(s) => s.by_id(id).await,
+            UserStore::Sqlite(s) => s.by_id(id).await,
+        }
     }
 
     pub async fn exists(&self, id: Uuid) -> Result<bool> {
-        let found = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "found!""#,
-            id
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(found)
+        match self {
+            UserStore::Postgres(s) => s.exists(id).await,
+            UserStore::Sqlite(s) => s.exists(id).await,
+        }
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        match self {
+            UserStore::Postgres(s) => s.ping().await,
+            UserStore::Sqlite(s) => s.ping().await,
+        }
     }
 }

@@ -4,10 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use deadpool_redis::redis;
 use reqwest::Response;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use crate::helpers::*;
 
@@ -278,14 +276,12 @@ async fn register_ignores_role_and_verified_sent_in_the_body() {
     assert_eq!(body["data"]["user"]["role"], "user");
     assert_eq!(body["data"]["user"]["verified"], false);
     assert_eq!(body["data"]["user"]["provider"], "local");
-    let row = sqlx::query("select role, verified, provider from users where email = $1")
-        .bind(&email)
-        .fetch_one(&mut app.db().await)
-        .await
-        .unwrap();
-    assert_eq!(row.get::<String, _>("role"), "user");
-    assert!(!row.get::<bool, _>("verified"));
-    assert_eq!(row.get::<String, _>("provider"), "local");
+    assert_eq!(app.user_column(&email, "role").await, "user");
+    assert!(matches!(
+        app.user_column(&email, "verified").await.as_str(),
+        "false" | "0"
+    ));
+    assert_eq!(app.user_column(&email, "provider").await, "local");
 }
 
 #[tokio::test]
@@ -318,11 +314,7 @@ async fn register_refuses_a_taken_email_whatever_its_case_and_spacing() {
         let body = assert_error(response, 409, "email_taken").await;
         assert!(body.get("errors").is_none_or(|e| e.is_array()), "{body}");
     }
-    let count: i64 = sqlx::query_scalar("select count(*) from users")
-        .fetch_one(&mut app.db().await)
-        .await
-        .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(app.users_count().await, 1);
 }
 
 #[tokio::test]
@@ -346,11 +338,7 @@ async fn concurrent_registrations_of_one_email_give_one_201_and_only_409s() {
 
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
-    let count: i64 = sqlx::query_scalar("select count(*) from users")
-        .fetch_one(&mut app.db().await)
-        .await
-        .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(app.users_count().await, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -672,11 +660,8 @@ async fn me_for_a_deleted_user_is_session_revoked() {
     let session = login_session(&app, &email).await;
     assert_eq!(app.me_with(&session.access).await.status(), 200);
 
-    sqlx::query("delete from users where email = $1")
-        .bind(&email)
-        .execute(&mut app.db().await)
-        .await
-        .unwrap();
+    app.execute("DELETE FROM users WHERE email = $1", &email)
+        .await;
 
     let response = app.me_with(&session.access).await;
     assert_eq!(
@@ -832,26 +817,14 @@ async fn tabs_refreshing_at_once_all_succeed_with_the_same_successor() {
     assert_eq!(app.refresh_with(&successor).await.status(), 200);
 }
 
-/// Refresh entries in Redis that can still be rotated (`user|access`; a rotated one names
-/// its successors too).
+/// Refresh entries that can still be rotated (`user|access`; a rotated one names its
+/// successors too).
 async fn live_refresh_entries(app: &TestApp) -> usize {
-    let mut conn = app.redis().await;
-    let mut live = 0;
-    for key in app.redis_keys().await {
-        if !key.contains(":tok:") {
-            continue;
-        }
-        // A key listed a moment ago may have expired since (a cut access entry).
-        let value: Option<String> = redis::cmd("GET")
-            .arg(format!("{}{key}", app.redis_prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if value.is_some_and(|v| v.matches('|').count() == 1) {
-            live += 1;
-        }
-    }
-    live
+    app.store_entries()
+        .await
+        .into_iter()
+        .filter(|e| e.key.contains(":tok:") && e.value.matches('|').count() == 1)
+        .count()
 }
 
 #[tokio::test]
@@ -1249,46 +1222,35 @@ async fn logout_of_one_session_leaves_another_session_of_the_user_working() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Sessions in Redis
+// Sessions in the store
 // ---------------------------------------------------------------------------------------
 
-/// This app's keys that name `needle` (a token or session id).
-async fn keys_naming(app: &TestApp, needle: &str) -> Vec<String> {
-    app.redis_keys()
+/// This app's entries whose key names `needle` (a token or session id).
+async fn entries_naming(app: &TestApp, needle: &str) -> Vec<StoreEntry> {
+    app.store_entries()
         .await
         .into_iter()
-        .filter(|k| k.contains(needle))
+        .filter(|e| e.key.contains(needle))
         .collect()
 }
 
-async fn pttl(app: &TestApp, key: &str) -> i64 {
-    let mut conn = app.redis().await;
-    redis::cmd("PTTL")
-        .arg(format!("{}{key}", app.redis_prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
-async fn redis_get(app: &TestApp, key: &str) -> Option<String> {
-    let mut conn = app.redis().await;
-    redis::cmd("GET")
-        .arg(format!("{}{key}", app.redis_prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
-
-fn assert_ttl_near(ttl_ms: i64, lifetime: Duration) {
-    let lifetime = i64::try_from(lifetime.as_millis()).unwrap();
+/// An entry ends one second after its token's `exp`: never while the token still verifies,
+/// and not long after.
+fn assert_ends_after_exp(entry: &StoreEntry, exp: i64) {
+    let ends_after_exp = unix_ms() + entry.ttl_ms - exp * 1000;
     assert!(
-        (lifetime - 30_000..=lifetime).contains(&ttl_ms),
-        "PTTL {ttl_ms} ms for a {lifetime} ms lifetime"
+        (900..=1300).contains(&ends_after_exp),
+        "{} ends {ends_after_exp} ms after its token's exp",
+        entry.key
     );
 }
 
 #[tokio::test]
-async fn login_stores_each_token_in_redis_with_a_ttl_of_its_lifetime() {
+async fn login_stores_each_token_until_just_after_its_exp() {
     let app = spawn_app().await;
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
@@ -1296,35 +1258,34 @@ async fn login_stores_each_token_in_redis_with_a_ttl_of_its_lifetime() {
     let refresh = claims_of(&session.refresh);
     let user_id = access["sub"].as_str().unwrap();
 
-    for (claims, lifetime) in [
-        (&access, Duration::from_secs(900)),
-        (&refresh, Duration::from_secs(3600)),
-    ] {
-        let keys = keys_naming(&app, claims["token_uuid"].as_str().unwrap()).await;
-        assert_eq!(keys.len(), 1, "one entry per token: {keys:?}");
-        assert_ttl_near(pttl(&app, &keys[0]).await, lifetime);
-        let value = redis_get(&app, &keys[0]).await.expect("an entry");
+    for claims in [&access, &refresh] {
+        let entries = entries_naming(&app, claims["token_uuid"].as_str().unwrap()).await;
+        assert_eq!(entries.len(), 1, "one entry per token: {entries:?}");
+        assert_ends_after_exp(&entries[0], claims["exp"].as_i64().unwrap());
+        let value = &entries[0].value;
         assert!(value.contains(user_id), "the entry names the user: {value}");
     }
 }
 
 #[tokio::test]
-async fn no_redis_key_outlives_its_token_after_login_or_refresh() {
+async fn no_entry_outlives_its_token_after_login_or_refresh() {
     let app = spawn_app_with(&[("REFRESH_TOKEN_EXPIRED_IN", "30m")]).await;
     let email = app.register_user().await;
     let first = login_session(&app, &email).await;
-    let within_refresh_life = |ttl: i64| (1..=1_800_000).contains(&ttl);
-    for key in app.redis_keys().await {
-        let ttl = pttl(&app, &key).await;
-        assert!(
-            within_refresh_life(ttl),
-            "after login, {key} has PTTL {ttl}"
-        );
+    let refresh_exp = claims_of(&first.refresh)["exp"].as_i64().unwrap();
+    for entry in app.store_entries().await {
+        if entry.key.contains(":tok:") || entry.key.ends_with(":sess") {
+            assert!(
+                unix_ms() + entry.ttl_ms <= refresh_exp * 1000 + 1300,
+                "after login, {entry:?} outlives the refresh token"
+            );
+        }
     }
 
     let response = app.refresh_with(&first.refresh).await;
     assert_eq!(response.status(), 200);
 
+    let second = session_from(&response);
     let old_access = claims_of(&first.access)["token_uuid"]
         .as_str()
         .unwrap()
@@ -1335,30 +1296,37 @@ async fn no_redis_key_outlives_its_token_after_login_or_refresh() {
         .to_owned();
     // The used entry stays, to tell a replay (reuse) from another tab (grace), until the
     // token expires anyway; its grace marker lives only through the window.
-    let used = keys_naming(&app, &old_refresh).await;
+    let used = entries_naming(&app, &old_refresh).await;
     assert_eq!(used.len(), 2, "{used:?}");
-    for key in used {
-        let ttl = pttl(&app, &key).await;
-        if key.contains(":grace:") {
-            assert!((1..=10_000).contains(&ttl), "{key} has PTTL {ttl}");
+    for entry in used {
+        if entry.key.contains(":grace:") {
+            assert!((1..=10_000).contains(&entry.ttl_ms), "{entry:?}");
         } else {
-            assert!(within_refresh_life(ttl), "{key} has PTTL {ttl}");
+            assert_ends_after_exp(&entry, refresh_exp);
         }
     }
-    for key in keys_naming(&app, &old_access).await {
-        let ttl = pttl(&app, &key).await;
+    for entry in entries_naming(&app, &old_access).await {
         assert!(
-            (1..=10_000).contains(&ttl),
-            "the previous access entry lives only through the grace window, PTTL {ttl}"
+            (1..=10_000).contains(&entry.ttl_ms),
+            "the previous access entry lives only through the grace window: {entry:?}"
         );
     }
-    for key in app.redis_keys().await {
-        let ttl = pttl(&app, &key).await;
-        assert!(
-            within_refresh_life(ttl),
-            "after refresh, {key} has PTTL {ttl}"
-        );
+    for token in [&second.access, &second.refresh] {
+        let claims = claims_of(token);
+        let entries = entries_naming(&app, claims["token_uuid"].as_str().unwrap()).await;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_ends_after_exp(&entries[0], claims["exp"].as_i64().unwrap());
     }
+    let sid = claims_of(&second.refresh)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = entries_naming(&app, &format!("{{{sid}}}:sess")).await;
+    assert_eq!(session.len(), 1, "{session:?}");
+    assert_ends_after_exp(
+        &session[0],
+        claims_of(&second.refresh)["exp"].as_i64().unwrap(),
+    );
 }
 
 #[tokio::test]
@@ -1389,7 +1357,7 @@ async fn logout_with_a_stale_token_beside_live_cookies_still_ends_the_live_sessi
 }
 
 #[tokio::test]
-async fn logout_removes_the_session_from_redis() {
+async fn logout_removes_the_session_from_the_store() {
     let app = spawn_app().await;
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
@@ -1400,24 +1368,22 @@ async fn logout_removes_the_session_from_redis() {
         access["token_uuid"].as_str().unwrap(),
         refresh["token_uuid"].as_str().unwrap(),
     ];
-    let session_keys = |keys: Vec<String>| -> Vec<String> {
-        keys.into_iter()
-            .filter(|k| !token_ids.iter().any(|t| k.contains(t)))
+    let session_entries = |entries: Vec<StoreEntry>| -> Vec<StoreEntry> {
+        entries
+            .into_iter()
+            .filter(|e| !token_ids.iter().any(|t| e.key.contains(t)))
             .collect()
     };
-    let before = session_keys(keys_naming(&app, sid).await);
-    assert_eq!(before.len(), 1, "one session key: {before:?}");
-    assert_ttl_near(pttl(&app, &before[0]).await, Duration::from_secs(3600));
+    let before = session_entries(entries_naming(&app, sid).await);
+    assert_eq!(before.len(), 1, "one session entry: {before:?}");
+    assert_ends_after_exp(&before[0], refresh["exp"].as_i64().unwrap());
 
     let response = logout_by_bearer(&app, &session.access).await;
     assert_eq!(response.status(), 200);
 
-    assert_eq!(
-        session_keys(keys_naming(&app, sid).await),
-        Vec::<String>::new()
-    );
+    assert!(session_entries(entries_naming(&app, sid).await).is_empty());
     assert!(
-        keys_naming(&app, token_ids[0]).await.is_empty(),
+        entries_naming(&app, token_ids[0]).await.is_empty(),
         "the access entry is gone"
     );
 }

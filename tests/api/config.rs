@@ -1,14 +1,14 @@
 //! Settings (from a map, no server) and the binary's start-up and `keys generate`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use actix_web::cookie::SameSite;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rs256_auth::config::Settings;
+use rs256_auth::config::{Database, Settings};
 use rs256_auth::service::tokens::{TokenType, Tokens};
 use uuid::Uuid;
 
@@ -19,7 +19,13 @@ type Changes<'a> = Vec<(&'a str, Option<&'a str>)>;
 
 /// The test settings with some variables changed: `Some` sets, `None` removes.
 fn vars_with(changes: &[(&str, Option<&str>)]) -> HashMap<String, String> {
-    let mut vars = base_settings("config_test", "config-test:");
+    let mut vars = base_settings();
+    // Never connected to: these tests only read settings.
+    vars.insert(
+        "DATABASE_URL".into(),
+        "postgres://postgres@127.0.0.1:5432/config_test".into(),
+    );
+    vars.insert("REDIS_URL".into(), "redis://127.0.0.1:6379".into());
     for (name, value) in changes {
         match value {
             Some(v) => vars.insert((*name).to_owned(), (*v).to_owned()),
@@ -68,8 +74,25 @@ fn each_malformed_setting_is_refused_naming_its_variable() {
     let dev_private = b64(&read_key("access_private"));
     let missing_file = format!("/nonexistent/{}.pem", Uuid::new_v4());
     let cases: Vec<(&str, Changes)> = vec![
-        ("DATABASE_URL", vec![("DATABASE_URL", None)]),
-        ("DATABASE_URL", vec![("DATABASE_URL", Some("  "))]),
+        ("REDIS_URL", vec![("REDIS_URL", None)]),
+        ("REDIS_URL", vec![("REDIS_URL", Some("  "))]),
+        (
+            "DATABASE_URL",
+            vec![("DATABASE_URL", Some("mysql://db/users"))],
+        ),
+        (
+            "DATABASE_URL",
+            vec![("DATABASE_URL", Some("data/users.db"))],
+        ),
+        ("DATABASE_URL", vec![("DATABASE_URL", Some("sqlite:"))]),
+        (
+            "DATABASE_URL",
+            vec![("DATABASE_URL", Some("sqlite::memory:"))],
+        ),
+        (
+            "DATABASE_URL",
+            vec![("DATABASE_URL", Some("sqlite:x.db?mode=ro"))],
+        ),
         ("PORT", vec![("PORT", Some("abc"))]),
         ("PORT", vec![("PORT", Some("70000"))]),
         (
@@ -225,14 +248,19 @@ fn assert_no_failures(failures: &[String], cases: usize) {
 fn defaults_match_the_contract_table() {
     let only_required: HashMap<String, String> = vars_with(&[])
         .into_iter()
-        .filter(|(k, _)| k == "DATABASE_URL" || k.ends_with("_KEY_FILE"))
+        .filter(|(k, _)| k.ends_with("_KEY_FILE"))
         .collect();
-    assert_eq!(only_required.len(), 5);
+    assert_eq!(only_required.len(), 4);
     let settings = match load(&only_required) {
         Ok(settings) => settings,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!(settings.redis_url, "redis://127.0.0.1:6379");
+    assert_eq!(
+        settings.database,
+        Database::Sqlite("data/rs256-auth.db".into()),
+        "the embedded store"
+    );
+    assert_eq!(settings.redis_url, None, "sessions in the SQLite file");
     assert_eq!(settings.port, 8000);
     assert_eq!(settings.host, "0.0.0.0");
     assert_eq!(settings.client_origins, ["http://localhost:3000"]);
@@ -322,12 +350,36 @@ fn same_site_durations_and_max_ages_parse() {
 fn redis_url_accepts_a_bare_host_port_and_a_database_index() {
     assert_eq!(
         settings_with(&[("REDIS_URL", Some("127.0.0.1:6379"))]).redis_url,
-        "redis://127.0.0.1:6379"
+        Some("redis://127.0.0.1:6379".to_owned())
     );
     assert_eq!(
         settings_with(&[("REDIS_URL", Some("redis://cache:6379/3"))]).redis_url,
-        "redis://cache:6379/3"
+        Some("redis://cache:6379/3".to_owned())
     );
+}
+
+#[test]
+fn database_url_names_postgres_or_a_sqlite_file() {
+    let database = |url: &str| settings_with(&[("DATABASE_URL", Some(url))]).database;
+    assert_eq!(
+        database("postgresql://u@db/users"),
+        Database::Postgres("postgresql://u@db/users".into())
+    );
+    for (url, path) in [
+        ("sqlite:data/users.db", "data/users.db"),
+        ("sqlite://data/users.db", "data/users.db"),
+        ("sqlite:///var/lib/auth/users.db", "/var/lib/auth/users.db"),
+    ] {
+        assert_eq!(database(url), Database::Sqlite(path.into()), "{url}");
+    }
+    // SQLite users with Redis sessions is allowed; SQLite alone keeps sessions in the file.
+    let mixed = settings_with(&[("DATABASE_URL", Some("sqlite:users.db"))]);
+    assert!(mixed.redis_url.is_some());
+    let alone = settings_with(&[
+        ("DATABASE_URL", Some("sqlite:users.db")),
+        ("REDIS_URL", None),
+    ]);
+    assert_eq!(alone.redis_url, None);
 }
 
 #[test]
@@ -452,55 +504,6 @@ fn the_same_pair_for_access_and_refresh_is_refused() {
     );
 }
 
-/// A temporary folder, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        let path =
-            std::env::temp_dir().join(format!("rs256-auth-test-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn has_openssl() -> bool {
-    let found = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("openssl is not installed: skipping the part of this test that needs it");
-    }
-    found
-}
-
-fn openssl(args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn first_line(path: &str) -> String {
     std::fs::read_to_string(path)
         .expect("PEM")
@@ -512,21 +515,10 @@ fn first_line(path: &str) -> String {
 
 #[test]
 fn pkcs1_private_and_public_keys_are_accepted() {
-    if !has_openssl() {
-        return;
-    }
-    let dir = TempDir::new();
-    let (private, public) = (dir.file("pkcs1_private.pem"), dir.file("pkcs1_public.pem"));
-    let dev_private = key_path("access_private");
-    openssl(&["rsa", "-in", &dev_private, "-traditional", "-out", &private]);
-    openssl(&[
-        "rsa",
-        "-in",
-        &dev_private,
-        "-RSAPublicKey_out",
-        "-out",
-        &public,
-    ]);
+    let (private, public) = (
+        fixture("access_private_pkcs1.pem"),
+        fixture("access_public_pkcs1.pem"),
+    );
     assert_eq!(first_line(&private), "-----BEGIN RSA PRIVATE KEY-----");
     assert_eq!(first_line(&public), "-----BEGIN RSA PUBLIC KEY-----");
 
@@ -554,29 +546,14 @@ fn pkcs1_private_and_public_keys_are_accepted() {
     assert_round_trip(&tokens_ok(&access_keys_as(&private_b64, &public_b64)));
 }
 
-/// A 1024-bit RSA pair written into `dir` by openssl: (private path, public path).
-fn small_key_pair(dir: &TempDir, private_name: &str, public_name: &str) -> (String, String) {
-    let (private, public) = (dir.file(private_name), dir.file(public_name));
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:1024",
-        "-out",
-        &private,
-    ]);
-    openssl(&["pkey", "-in", &private, "-pubout", "-out", &public]);
-    (private, public)
+/// A file of `tests/fixtures/` (see its README for how each was made).
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
 fn a_1024_bit_key_is_refused() {
-    if !has_openssl() {
-        return;
-    }
-    let dir = TempDir::new();
-    let (private, public) = small_key_pair(&dir, "small_private.pem", "small_public.pem");
+    let (private, public) = (fixture("small_private.pem"), fixture("small_public.pem"));
     let message = tokens_err(&[
         ("ACCESS_TOKEN_PRIVATE_KEY_FILE", Some(&private)),
         ("ACCESS_TOKEN_PUBLIC_KEY_FILE", Some(&public)),
@@ -637,10 +614,19 @@ fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 #[test]
-fn the_binary_without_settings_exits_1_naming_database_url() {
+fn the_binary_without_keys_exits_1_naming_the_first_key() {
     let dir = TempDir::new();
     let output = run_binary(dir.path(), &[], &[]);
-    assert_start_refused(&output, "DATABASE_URL");
+    assert_start_refused(&output, "ACCESS_TOKEN_PRIVATE_KEY");
+}
+
+#[test]
+fn the_binary_with_postgres_but_no_redis_exits_1_naming_redis_url() {
+    let dir = TempDir::new();
+    let mut env = binary_env(&[]);
+    env.retain(|(k, _)| k != "REDIS_URL");
+    let output = run_binary(dir.path(), &[], &as_refs(&env));
+    assert_start_refused(&output, "REDIS_URL");
 }
 
 #[test]
@@ -1057,11 +1043,9 @@ fn an_extra_key_of_the_other_kind_is_refused() {
 
 #[test]
 fn a_1024_bit_extra_key_is_refused() {
-    if !has_openssl() {
-        return;
-    }
     let dir = TempDir::new();
-    let (_, public) = small_key_pair(&dir, "small_private.key", "small.pem");
+    let public = dir.file("small.pem");
+    std::fs::copy(fixture("small_public.pem"), &public).expect("copy");
     let listed = b64(&std::fs::read(&public).expect("PEM"));
     let dir_path = dir.path().display().to_string();
     let cases: Vec<(&[&str], &str, Changes)> = vec![

@@ -1,6 +1,8 @@
-//! Store faults: Redis stopped, Redis frozen, Postgres cut, and a start without Redis. Each
-//! test owns the store it breaks: a private `redis-server` on a free port, or a TCP forwarder
-//! in front of Postgres. The shared servers are never stopped or slowed.
+//! Faults of the production stores: Redis stopped, Redis frozen, Postgres cut, and a start
+//! without Redis. Each test owns the store it breaks: a private `redis-server` on a free
+//! port, or a TCP forwarder in front of Postgres. The shared servers are never stopped or
+//! slowed. These run with the production stores only (`--include-ignored`); the embedded
+//! store's faults are in `embedded.rs`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -217,7 +219,7 @@ impl Drop for PgForwarder {
 
 /// The harness's URL of database `name` on the Postgres server: `postgres://user@host:port/name`.
 fn direct_database_url(name: &str) -> String {
-    base_settings(name, "")["DATABASE_URL"].clone()
+    format!("{}/{name}", require_production().0)
 }
 
 /// The `host:port` of a Postgres URL.
@@ -408,7 +410,9 @@ async fn fill_redis_pool(app: &TestApp, redis: &PrivateRedis, at_least: usize) {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn a_stopped_redis_answers_503_fast_and_the_service_recovers_when_it_returns() {
+    require_production();
     let mut redis = PrivateRedis::start().await;
     let app = spawn_app_with(&[("REDIS_URL", &redis.url())]).await;
     let (email, session) = app.logged_in_user().await;
@@ -436,7 +440,9 @@ async fn a_stopped_redis_answers_503_fast_and_the_service_recovers_when_it_retur
 }
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn a_frozen_redis_answers_503_fast_and_sessions_survive_the_thaw() {
+    require_production();
     let redis = PrivateRedis::start().await;
     let app = spawn_app_with(&[("REDIS_URL", &redis.url())]).await;
     let (email, kept) = app.logged_in_user().await;
@@ -464,7 +470,9 @@ async fn a_frozen_redis_answers_503_fast_and_sessions_survive_the_thaw() {
 }
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn a_write_that_redis_never_answers_gives_503_fast() {
+    require_production();
     let redis = PrivateRedis::start().await;
     let app = spawn_app_with(&[("REDIS_URL", &redis.url())]).await;
     let (email, session) = app.logged_in_user().await;
@@ -479,7 +487,9 @@ async fn a_write_that_redis_never_answers_gives_503_fast() {
 }
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn the_service_starts_without_redis_and_works_once_it_appears() {
+    require_production();
     let mut redis = PrivateRedis::start().await;
     redis.stop();
     let app = spawn_app_with(&[("REDIS_URL", &redis.url())]).await;
@@ -499,7 +509,9 @@ async fn the_service_starts_without_redis_and_works_once_it_appears() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn a_lost_postgres_answers_503_fast_and_the_service_recovers_when_it_returns() {
+    require_production();
     let (app, mut forwarder, _database) = app_behind_forwarder().await;
     let (email, session) = app.logged_in_user().await;
 
@@ -518,10 +530,12 @@ async fn a_lost_postgres_answers_503_fast_and_the_service_recovers_when_it_retur
 }
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn a_query_stuck_behind_a_lock_answers_503_fast_and_the_service_recovers() {
+    require_production();
     let app = spawn_app().await;
     let (_, session) = app.logged_in_user().await;
-    let mut locker = app.db().await;
+    let mut locker = app.postgres().await;
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
     sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .execute(&mut locker)
@@ -535,7 +549,9 @@ async fn a_query_stuck_behind_a_lock_answers_503_fast_and_the_service_recovers()
 }
 
 #[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
 async fn a_refresh_that_failed_on_postgres_can_be_retried_after_the_grace_window() {
+    require_production();
     let (app, mut forwarder, _database) =
         app_behind_forwarder_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
     let (_, session) = app.logged_in_user().await;

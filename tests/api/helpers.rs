@@ -1,7 +1,13 @@
-//! `spawn_app()`: a fresh database and Redis prefix per test, the app on port 0, and a
-//! client with its own cookie jar. The database and keys are removed when the app drops.
+//! `spawn_app()`: fresh stores per test, the app on port 0, and a client with its own cookie
+//! jar. The stores are removed when the app drops.
+//!
+//! The stores are the embedded SQLite file (a new file in a temporary folder per test) unless
+//! `TEST_POSTGRES_URL` and `TEST_REDIS_URL` are both set: then a new Postgres database and a
+//! new Redis key prefix per test. Tests that only make sense on Postgres and Redis are
+//! `#[ignore]`d with the reason below and run with `--include-ignored` in that mode.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use deadpool_redis::redis;
@@ -10,19 +16,28 @@ use reqwest::header::HeaderMap;
 use rs256_auth::config::Settings;
 use rs256_auth::startup::Application;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Postgres server for test databases; `TEST_POSTGRES_URL` overrides.
-fn postgres_server() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+/// The Postgres server and Redis of the production mode, when both are set.
+fn production_servers() -> Option<(String, String)> {
+    let postgres = std::env::var("TEST_POSTGRES_URL").ok();
+    let redis = std::env::var("TEST_REDIS_URL").ok();
+    match (postgres, redis) {
+        (Some(postgres), Some(redis)) => Some((postgres, redis)),
+        (None, None) => None,
+        _ => panic!("set both TEST_POSTGRES_URL and TEST_REDIS_URL, or neither"),
+    }
 }
 
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+/// For the tests that need Postgres and Redis themselves: a clear failure, not a silent pass,
+/// when they are run (with `--include-ignored`) without them.
+pub fn require_production() -> (String, String) {
+    production_servers().unwrap_or_else(|| {
+        panic!("this test needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL")
+    })
 }
 
 pub fn key_path(name: &str) -> String {
@@ -33,15 +48,10 @@ pub fn read_key(name: &str) -> Vec<u8> {
     std::fs::read(key_path(name)).expect("dev key")
 }
 
-/// The settings a test app starts with: the dev keys, unique names, nothing from app.env.
-pub fn base_settings(db_name: &str, prefix: &str) -> HashMap<String, String> {
+/// The settings every test app starts with, apart from its stores: the dev keys, port 0,
+/// nothing from app.env.
+pub fn base_settings() -> HashMap<String, String> {
     HashMap::from([
-        (
-            "DATABASE_URL".into(),
-            format!("{}/{db_name}", postgres_server()),
-        ),
-        ("REDIS_URL".into(), redis_url()),
-        ("REDIS_KEY_PREFIX".into(), prefix.into()),
         ("HOST".into(), "127.0.0.1".into()),
         ("PORT".into(), "0".into()),
         ("CLIENT_ORIGIN".into(), "http://localhost:3000".into()),
@@ -65,14 +75,104 @@ pub fn base_settings(db_name: &str, prefix: &str) -> HashMap<String, String> {
     ])
 }
 
+/// A temporary folder, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("rs256-auth-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The stores of one test app.
+pub enum TestStore {
+    /// A SQLite file of its own, in a folder removed with it.
+    Embedded { _dir: TempDir, file: String },
+    /// A Postgres database and a Redis key prefix of its own.
+    Production {
+        postgres: String,
+        redis: String,
+        db_name: String,
+        prefix: String,
+    },
+}
+
+impl TestStore {
+    /// The stores of the mode the run is in.
+    pub async fn fresh() -> Self {
+        match production_servers() {
+            Some((postgres, redis)) => {
+                let db_name = format!("test_{}", Uuid::new_v4().simple());
+                let mut server = PgConnection::connect(&format!("{postgres}/postgres"))
+                    .await
+                    .expect("postgres");
+                server
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        r#"CREATE DATABASE "{db_name}""#
+                    )))
+                    .await
+                    .expect("create db");
+                TestStore::Production {
+                    postgres,
+                    redis,
+                    db_name,
+                    prefix: format!("test-{}:", Uuid::new_v4().simple()),
+                }
+            }
+            None => Self::embedded(),
+        }
+    }
+
+    /// A SQLite file of its own, whatever the mode.
+    pub fn embedded() -> Self {
+        let dir = TempDir::new();
+        let file = dir.file("data/rs256-auth.db");
+        TestStore::Embedded { _dir: dir, file }
+    }
+
+    /// The settings that point an app at these stores.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        match self {
+            TestStore::Embedded { file, .. } => {
+                vec![("DATABASE_URL".into(), format!("sqlite:{file}"))]
+            }
+            TestStore::Production {
+                postgres,
+                redis,
+                db_name,
+                prefix,
+            } => vec![
+                ("DATABASE_URL".into(), format!("{postgres}/{db_name}")),
+                ("REDIS_URL".into(), redis.clone()),
+                ("REDIS_KEY_PREFIX".into(), prefix.clone()),
+            ],
+        }
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub port: u16,
     /// Keeps cookies like a browser.
     pub client: reqwest::Client,
-    pub db_name: String,
-    pub redis_prefix: String,
-    database_url: String,
+    pub store: TestStore,
 }
 
 pub struct Session {
@@ -103,35 +203,34 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app with some settings changed, e.g. `&[("ACCESS_TOKEN_EXPIRED_IN", "1s")]`.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(TestStore::fresh().await, overrides).await
+}
+
+/// Starts the app on the given stores.
+pub async fn spawn_app_on(store: TestStore, overrides: &[(&str, &str)]) -> TestApp {
     init_logs();
-    let db_name = format!("test_{}", Uuid::new_v4().simple());
-    let redis_prefix = format!("test-{}:", Uuid::new_v4().simple());
-    let mut vars = base_settings(&db_name, &redis_prefix);
+    let address = start(&store, overrides).await;
+    let port = address.rsplit(':').next().and_then(|p| p.parse().ok());
+    TestApp {
+        address,
+        port: port.expect("port"),
+        client: cookie_client(),
+        store,
+    }
+}
+
+/// Builds and starts an app on `store`; returns its `http://host:port`.
+async fn start(store: &TestStore, overrides: &[(&str, &str)]) -> String {
+    let mut vars = base_settings();
+    vars.extend(store.vars());
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
     }
-    let mut server = PgConnection::connect(&format!("{}/postgres", postgres_server()))
-        .await
-        .expect("postgres");
-    server
-        .execute(sqlx::AssertSqlSafe(format!(
-            r#"CREATE DATABASE "{db_name}""#
-        )))
-        .await
-        .expect("create db");
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-    let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("app builds");
-    let port = app.port();
+    let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        client: cookie_client(),
-        db_name,
-        redis_prefix,
-        database_url,
-    }
+    address
 }
 
 pub fn cookie_client() -> reqwest::Client {
@@ -146,15 +245,16 @@ pub fn plain_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-impl TestApp {
-    /// A connection of its own to the app's database. Not a pool: a pool's connections
-    /// belong to the test's runtime, which is blocked while `Drop` cleans up.
-    pub async fn db(&self) -> PgConnection {
-        PgConnection::connect(&self.database_url)
-            .await
-            .expect("test database")
-    }
+/// One stored entry as Redis would list it: key without the prefix, milliseconds left, value.
+/// The embedded store's rows are listed under the same names, so that one test pins both.
+#[derive(Debug, Clone)]
+pub struct StoreEntry {
+    pub key: String,
+    pub ttl_ms: i64,
+    pub value: String,
+}
 
+impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -219,46 +319,210 @@ impl TestApp {
         refresh_at(&self.address, refresh).await
     }
 
+    /// A second instance of the service on the same stores, as behind a load balancer. It
+    /// stops with the test; the first app owns the cleanup.
+    pub async fn sibling(&self, overrides: &[(&str, &str)]) -> String {
+        start(&self.store, overrides).await
+    }
+
+    /// The expected healthchecker `checks` of this app's stores.
+    pub fn healthy_checks(&self) -> Value {
+        match self.store {
+            TestStore::Embedded { .. } => json!({"sqlite": "up"}),
+            TestStore::Production { .. } => json!({"postgres": "up", "redis": "up"}),
+        }
+    }
+
+    /// Runs `sql` (one `$1` parameter, bound to `param`) on the users' database.
+    pub async fn execute(&self, sql: &str, param: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.store {
+            TestStore::Embedded { file, .. } => {
+                let mut conn = self.sqlite(file).await;
+                sqlx::query(sql)
+                    .bind(param)
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+            }
+            TestStore::Production { .. } => {
+                let mut conn = self.postgres().await;
+                sqlx::query(sql)
+                    .bind(param)
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+            }
+        }
+        .expect("SQL");
+    }
+
+    /// The text of `column` of the user `email`, read from the database.
+    pub async fn user_column(&self, email: &str, column: &str) -> String {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT CAST({column} AS TEXT) AS v FROM users WHERE email = $1"
+        ));
+        match &self.store {
+            TestStore::Embedded { file, .. } => {
+                let mut conn = self.sqlite(file).await;
+                let row = sqlx::query(sql).bind(email).fetch_one(&mut conn).await;
+                row.expect("user row").get("v")
+            }
+            TestStore::Production { .. } => {
+                let mut conn = self.postgres().await;
+                let row = sqlx::query(sql).bind(email).fetch_one(&mut conn).await;
+                row.expect("user row").get("v")
+            }
+        }
+    }
+
+    pub async fn users_count(&self) -> i64 {
+        let sql = "SELECT count(*) FROM users";
+        match &self.store {
+            TestStore::Embedded { file, .. } => {
+                let mut conn = self.sqlite(file).await;
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await
+            }
+            TestStore::Production { .. } => {
+                let mut conn = self.postgres().await;
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await
+            }
+        }
+        .expect("count")
+    }
+
+    /// A connection of its own to the app's SQLite file. Not a pool: a pool's connections
+    /// belong to the test's runtime, which is blocked while `Drop` cleans up.
+    pub async fn sqlite(&self, file: &str) -> SqliteConnection {
+        SqliteConnection::connect(&format!("sqlite:{file}"))
+            .await
+            .expect("test database")
+    }
+
+    /// A connection of its own to the app's Postgres database (production mode only).
+    pub async fn postgres(&self) -> PgConnection {
+        let TestStore::Production {
+            postgres, db_name, ..
+        } = &self.store
+        else {
+            panic!("not on Postgres");
+        };
+        PgConnection::connect(&format!("{postgres}/{db_name}"))
+            .await
+            .expect("test database")
+    }
+
+    /// A connection to the Redis of the app (production mode only).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
+        let TestStore::Production { redis, .. } = &self.store else {
+            panic!("not on Redis");
+        };
+        redis::Client::open(redis.as_str())
             .expect("redis")
             .get_multiplexed_async_connection()
             .await
             .expect("redis")
     }
 
-    /// A second instance of the service on the same database and Redis prefix, as behind a
-    /// load balancer. It stops with the test; the first app owns the cleanup.
-    pub async fn sibling(&self, overrides: &[(&str, &str)]) -> String {
-        let mut vars = base_settings(&self.db_name, &self.redis_prefix);
-        for (k, v) in overrides {
-            vars.insert((*k).into(), (*v).into());
+    /// Every live entry of the session and counter store.
+    pub async fn store_entries(&self) -> Vec<StoreEntry> {
+        match &self.store {
+            TestStore::Embedded { file, .. } => sqlite_entries(&mut self.sqlite(file).await).await,
+            TestStore::Production { prefix, .. } => {
+                redis_entries(&mut self.redis().await, prefix).await
+            }
         }
-        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-        let app = Application::build(settings).await.expect("sibling builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        address
     }
 
-    /// Every Redis key of this app, without the prefix.
-    pub async fn redis_keys(&self) -> Vec<String> {
-        let mut conn = self.redis().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.redis_prefix))
-            .query_async(&mut conn)
+    /// The keys of `store_entries`.
+    pub async fn store_keys(&self) -> Vec<String> {
+        self.store_entries()
             .await
-            .expect("keys");
-        keys.into_iter()
-            .map(|k| k[self.redis_prefix.len()..].to_owned())
+            .into_iter()
+            .map(|e| e.key)
             .collect()
     }
 }
 
+async fn redis_entries(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Vec<StoreEntry> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(conn)
+        .await
+        .expect("keys");
+    let mut entries = Vec::new();
+    for key in keys {
+        let (ttl_ms, value): (i64, Option<String>) = redis::pipe()
+            .cmd("PTTL")
+            .arg(&key)
+            .cmd("GET")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("PTTL, GET");
+        // A key listed a moment ago may have expired since (a cut access entry).
+        if let Some(value) = value {
+            entries.push(StoreEntry {
+                key: key[prefix.len()..].to_owned(),
+                ttl_ms,
+                value,
+            });
+        }
+    }
+    entries
+}
+
+/// The embedded store's rows, named and valued as the Redis store's keys.
+async fn sqlite_entries(conn: &mut SqliteConnection) -> Vec<StoreEntry> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = sqlx::query(
+        "SELECT '{' || sid || '}:sess' AS key, expires_at, user_id AS value FROM sessions
+         UNION ALL
+         SELECT '{' || sid || '}:tok:' || token_uuid, expires_at,
+                user_id || coalesce('|' || access_uuid, '')
+                || coalesce('|' || next_access || '|' || next_refresh || '|' || next_iat, '')
+         FROM tokens
+         UNION ALL
+         SELECT '{' || sid || '}:grace:' || token_uuid, grace_until, '1'
+         FROM tokens WHERE grace_until IS NOT NULL
+         UNION ALL
+         SELECT '{' || sid || '}:reused', expires_at, '1' FROM reused_sessions
+         UNION ALL
+         SELECT key, expires_at, CAST(count AS TEXT) FROM login_attempts",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("entries");
+    rows.into_iter()
+        .map(|row| StoreEntry {
+            key: row.get("key"),
+            ttl_ms: row.get::<i64, _>("expires_at") - now,
+            value: row.get("value"),
+        })
+        .filter(|e| e.ttl_ms > 0)
+        .collect()
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let db_name = self.db_name.clone();
-        let prefix = self.redis_prefix.clone();
+        let TestStore::Production {
+            postgres,
+            redis,
+            db_name,
+            prefix,
+        } = &self.store
+        else {
+            return; // The temporary folder removes itself.
+        };
+        let (postgres, redis, db_name, prefix) = (
+            postgres.clone(),
+            redis.clone(),
+            db_name.clone(),
+            prefix.clone(),
+        );
         // Drop runs inside the test's runtime, which cannot block on async work: use another.
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -266,8 +530,7 @@ impl Drop for TestApp {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                if let Ok(mut server) =
-                    PgConnection::connect(&format!("{}/postgres", postgres_server())).await
+                if let Ok(mut server) = PgConnection::connect(&format!("{postgres}/postgres")).await
                 {
                     let _ = server
                         .execute(sqlx::AssertSqlSafe(format!(
@@ -275,7 +538,7 @@ impl Drop for TestApp {
                         )))
                         .await;
                 }
-                if let Ok(client) = redis::Client::open(redis_url())
+                if let Ok(client) = redis::Client::open(redis.as_str())
                     && let Ok(mut conn) = client.get_multiplexed_async_connection().await
                 {
                     let keys: Vec<String> = redis::cmd("KEYS")

@@ -1,11 +1,14 @@
-//! Integration tests: the real app on a random port, against real Postgres and Redis.
-//! One binary, so the app's dependencies link once.
+//! Integration tests: the real app on a random port, on the embedded store by default or on
+//! real Postgres and Redis (see helpers.rs). One binary, so the app's dependencies link once.
 
 mod helpers;
 
+mod ambiguous;
 mod auth_flow;
 mod config;
 mod edges;
+mod embedded;
+mod expiry;
 mod faults;
 mod rate_limit;
 mod tokens;

@@ -170,7 +170,7 @@ async fn the_counters_keep_no_email_in_clear() {
     let email = unique_email();
     assert_eq!(app.login(&email, "wrong password").await.status(), 401);
 
-    let keys = app.redis_keys().await;
+    let keys = app.store_keys().await;
 
     assert!(
         keys.iter().any(|k| k.starts_with("login:email:")),

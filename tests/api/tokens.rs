@@ -937,7 +937,7 @@ async fn the_jwks_lists_every_access_key_current_first_and_no_refresh_key() {
 
 #[tokio::test]
 async fn extra_keys_from_a_directory_merge_with_the_list() {
-    let dir = crate::config::TempDir::new();
+    let dir = TempDir::new();
     let (first, second) = (
         rs256_auth::service::keygen::generate_pair(2048).expect("key"),
         rs256_auth::service::keygen::generate_pair(2048).expect("key"),

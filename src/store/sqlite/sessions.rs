@@ -1,0 +1,302 @@
+//! Sessions and token entries in the SQLite file, with the semantics of the Redis store:
+//! rows past their `expires_at` count as gone, and a rotation is one transaction.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::store::now_ms;
+use crate::store::rotation::{self, Link, RefreshState, Rotate, Rotation, Seen, Step, Successor};
+use crate::store::sessions::{NewSession, TokenRef};
+use crate::store::sqlite::{Db, fail};
+
+pub struct Sessions {
+    db: Db,
+}
+
+impl Sessions {
+    pub fn new(db: &Db) -> Self {
+        Sessions { db: db.clone() }
+    }
+
+    pub async fn create(&self, session: &NewSession) -> Result<()> {
+        let NewSession {
+            user,
+            sid,
+            access,
+            refresh,
+        } = *session;
+        let mut tx = self.db.write().await?;
+        sqlx::query("INSERT INTO sessions (sid, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(sid.hyphenated())
+            .bind(user.hyphenated())
+            .bind(refresh.expires_at.unix_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        insert_token(
+            &mut tx,
+            sid,
+            user,
+            access.token_uuid,
+            access.expires_at.unix_ms(),
+            None,
+        )
+        .await?;
+        let refresh_expires = refresh.expires_at.unix_ms();
+        let issued_with = Some(access.token_uuid);
+        insert_token(
+            &mut tx,
+            sid,
+            user,
+            refresh.token_uuid,
+            refresh_expires,
+            issued_with,
+        )
+        .await?;
+        tx.commit().await.map_err(fail)
+    }
+
+    pub async fn is_live(&self, token: &TokenRef) -> Result<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (
+                 SELECT 1 FROM tokens t JOIN sessions s ON s.sid = t.sid
+                 WHERE t.token_uuid = ?1 AND t.sid = ?2 AND t.user_id = ?3 AND s.user_id = ?3
+                   AND t.expires_at > ?4 AND s.expires_at > ?4)",
+        )
+        .bind(token.token_uuid.hyphenated())
+        .bind(token.sid.hyphenated())
+        .bind(token.user.hyphenated())
+        .bind(now_ms())
+        .fetch_one(&self.db.reader)
+        .await
+        .map_err(fail)
+    }
+
+    /// One write transaction: nothing else writes between the read and the change, so
+    /// racing tabs are served one after another and no lost race needs a second look.
+    pub async fn rotate(&self, r: &Rotate) -> Result<Rotation> {
+        let mut tx = self.db.write().await?;
+        let now = now_ms();
+        let seen = look(&mut tx, r, now).await?;
+        let outcome = match rotation::decide(&seen) {
+            Step::Answer(answer) => answer,
+            Step::FollowChain(successor) => newest(&mut tx, r, successor, now)
+                .await?
+                .map_or(Rotation::Revoked, Rotation::InGrace),
+            Step::RevokeForReuse => {
+                revoke_for_reuse(&mut tx, r).await?;
+                Rotation::Reused
+            }
+            Step::Rotate { old_access } => {
+                consume(&mut tx, r, old_access, now).await?;
+                Rotation::Rotated
+            }
+        };
+        tx.commit().await.map_err(fail)?;
+        Ok(outcome)
+    }
+
+    pub async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
+        let mut tx = self.db.write().await?;
+        for token in tokens {
+            sqlx::query("DELETE FROM sessions WHERE sid = ?")
+                .bind(token.sid.hyphenated())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            sqlx::query("DELETE FROM tokens WHERE token_uuid = ?")
+                .bind(token.token_uuid.hyphenated())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await
+    }
+}
+
+async fn insert_token(
+    conn: &mut SqliteConnection,
+    sid: Uuid,
+    user: Uuid,
+    token_uuid: Uuid,
+    expires_at: i64,
+    access_uuid: Option<Uuid>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (token_uuid, sid, user_id, expires_at, access_uuid)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(token_uuid.hyphenated())
+    .bind(sid.hyphenated())
+    .bind(user.hyphenated())
+    .bind(expires_at)
+    .bind(access_uuid.map(|a| a.hyphenated()))
+    .execute(conn)
+    .await
+    .map_err(fail)?;
+    Ok(())
+}
+
+/// What the store holds about the presented token and its session.
+async fn look(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &Rotate, now: i64) -> Result<Seen> {
+    let row = token_row(tx, r.presented, r.sid, now).await?;
+    let in_grace = match &row {
+        Some(row) => row
+            .try_get::<Option<i64>, _>("grace_until")
+            .map_err(fail)?
+            .is_some_and(|until| until > now),
+        None => false,
+    };
+    let entry = row.map(|row| refresh_state(&row, r.user)).transpose()?;
+    let (session, reused): (bool, bool) = sqlx::query_as(
+        "SELECT
+             EXISTS (SELECT 1 FROM sessions WHERE sid = ?1 AND user_id = ?2 AND expires_at > ?3),
+             EXISTS (SELECT 1 FROM reused_sessions WHERE sid = ?1 AND expires_at > ?3)",
+    )
+    .bind(r.sid.hyphenated())
+    .bind(r.user.hyphenated())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(fail)?;
+    Ok(Seen {
+        entry: entry.flatten(),
+        session,
+        in_grace,
+        reused,
+    })
+}
+
+async fn token_row(
+    conn: &mut SqliteConnection,
+    token_uuid: Uuid,
+    sid: Uuid,
+    now: i64,
+) -> Result<Option<SqliteRow>> {
+    sqlx::query(
+        "SELECT user_id, access_uuid, next_access, next_refresh, next_iat, grace_until
+         FROM tokens WHERE token_uuid = ? AND sid = ? AND expires_at > ?",
+    )
+    .bind(token_uuid.hyphenated())
+    .bind(sid.hyphenated())
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(fail)
+}
+
+/// A refresh token's row as a state, or `None` if it is another user's or not a refresh row.
+fn refresh_state(row: &SqliteRow, user: Uuid) -> Result<Option<RefreshState>> {
+    let uuid = |column: &str| -> Result<Option<Uuid>> {
+        let text: Option<String> = row.try_get(column).map_err(fail)?;
+        Ok(text.and_then(|t| t.parse().ok()))
+    };
+    if uuid("user_id")? != Some(user) {
+        return Ok(None);
+    }
+    let Some(access) = uuid("access_uuid")? else {
+        return Ok(None);
+    };
+    let next_iat: Option<i64> = row.try_get("next_iat").map_err(fail)?;
+    Ok(Some(
+        match (uuid("next_access")?, uuid("next_refresh")?, next_iat) {
+            (Some(access), Some(refresh), Some(iat)) => RefreshState::Rotated(Successor {
+                access,
+                refresh,
+                iat,
+            }),
+            _ => RefreshState::Live { access },
+        },
+    ))
+}
+
+/// Rotates the presented token into `r.next`; the previous access token keeps working only
+/// through the grace window.
+async fn consume(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    r: &Rotate,
+    old_access: Uuid,
+    now: i64,
+) -> Result<()> {
+    let grace_until = now.saturating_add(crate::store::millis(r.grace));
+    sqlx::query(
+        "UPDATE tokens SET next_access = ?, next_refresh = ?, next_iat = ?, grace_until = ?
+         WHERE token_uuid = ?",
+    )
+    .bind(r.next.access.hyphenated())
+    .bind(r.next.refresh.hyphenated())
+    .bind(r.next.iat)
+    .bind(grace_until)
+    .bind(r.presented.hyphenated())
+    .execute(&mut **tx)
+    .await
+    .map_err(fail)?;
+    sqlx::query("UPDATE tokens SET expires_at = min(expires_at, ?) WHERE token_uuid = ?")
+        .bind(grace_until)
+        .bind(old_access.hyphenated())
+        .execute(&mut **tx)
+        .await
+        .map_err(fail)?;
+    let (access, refresh) = (r.access_expires.unix_ms(), r.refresh_expires.unix_ms());
+    insert_token(tx, r.sid, r.user, r.next.access, access, None).await?;
+    insert_token(
+        tx,
+        r.sid,
+        r.user,
+        r.next.refresh,
+        refresh,
+        Some(r.next.access),
+    )
+    .await?;
+    sqlx::query("UPDATE sessions SET expires_at = ? WHERE sid = ?")
+        .bind(refresh)
+        .bind(r.sid.hyphenated())
+        .execute(&mut **tx)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// Ends the session and remembers why, for as long as any of its refresh tokens verifies.
+async fn revoke_for_reuse(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &Rotate) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE sid = ?")
+        .bind(r.sid.hyphenated())
+        .execute(&mut **tx)
+        .await
+        .map_err(fail)?;
+    sqlx::query("INSERT OR REPLACE INTO reused_sessions (sid, expires_at) VALUES (?, ?)")
+        .bind(r.sid.hyphenated())
+        .bind(r.refresh_expires.unix_ms())
+        .execute(&mut **tx)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// The live end of a rotation chain (see the Redis store for why).
+async fn newest(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    r: &Rotate,
+    mut successor: Successor,
+    now: i64,
+) -> Result<Option<Successor>> {
+    for _ in 0..rotation::MAX_CHAIN {
+        let row = token_row(tx, successor.refresh, r.sid, now).await?;
+        let found = match row {
+            Some(row) => refresh_state(&row, r.user)?,
+            None => None,
+        };
+        match rotation::follow(successor, found) {
+            Link::Newest(newest) => return Ok(Some(newest)),
+            Link::Next(next) => successor = next,
+            Link::Broken => return Ok(None),
+        }
+    }
+    Ok(Some(successor))
+}
