@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Runs postman_collection.json with newman against a freshly started service.
 #
-#   .ci/newman.sh path/to/rs256-auth-binary
+#   .ci/newman.sh path/to/rs256-auth-binary [embedded|production]
 #
 # Starts the binary from the repo root (it reads app.env there) on a free port,
-# with a database of its own and a Redis key prefix of its own, and removes
-# both again on exit. Needs node/npm, psql tools (createdb, dropdb), redis-cli,
-# curl and python3. Postgres and Redis are taken from:
-#   PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres)   - trust auth, no password
-#   REDIS_URL (from the environment, else app.env, else redis://127.0.0.1:6379)
+# with stores of its own, removed again on exit:
+#   embedded (the default): a SQLite file in a temporary folder;
+#   production: a Postgres database and a Redis key prefix of its own. Needs the
+#     psql tools (createdb, dropdb) and redis-cli. Postgres and Redis are taken from
+#     PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), trust auth, and
+#     REDIS_URL (from the environment, else redis://127.0.0.1:6379).
+# Needs node/npm, curl and python3 in both modes.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 path/to/rs256-auth-binary" >&2
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+    echo "usage: $0 path/to/rs256-auth-binary [embedded|production]" >&2
+    exit 2
+fi
+mode=${2:-embedded}
+if [[ $mode != embedded && $mode != production ]]; then
+    echo "newman.sh: the mode is embedded or production, not $mode" >&2
     exit 2
 fi
 if [[ ! -x $1 ]]; then
@@ -27,12 +34,7 @@ pg_host=${PGHOST:-127.0.0.1}
 pg_port=${PGPORT:-5432}
 pg_user=${PGUSER:-postgres}
 
-redis_url=${REDIS_URL:-}
-if [[ -z $redis_url && -f app.env ]]; then
-    redis_url=$(sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?REDIS_URL[[:space:]]*=[[:space:]]*//p' app.env |
-        tail -n 1 | sed -E 's/^"(.*)"$/\1/; s/^'\''(.*)'\''$/\1/; s/[[:space:]]+$//')
-fi
-redis_url=${redis_url:-redis://127.0.0.1:6379}
+redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
 # The service accepts a bare host:port; redis-cli -u wants a URL.
 case $redis_url in
     *://*) redis_cli_url=$redis_url ;;
@@ -49,6 +51,7 @@ suffix="$$_$RANDOM"
 db="newman_$suffix"
 redis_prefix="newman-$suffix:"
 log=$(mktemp "${TMPDIR:-/tmp}/rs256-auth-newman.XXXXXX.log")
+data_dir=$(mktemp -d "${TMPDIR:-/tmp}/rs256-auth-newman.XXXXXX")
 service_pid=
 db_created=
 
@@ -67,11 +70,11 @@ cleanup() {
     if [[ -n $db_created ]]; then
         dropdb -h "$pg_host" -p "$pg_port" -U "$pg_user" --if-exists --force "$db" ||
             echo "newman.sh: could not drop database $db" >&2
+        redis-cli -u "$redis_cli_url" --scan --pattern "${redis_prefix}*" 2>/dev/null |
+            xargs -r -n 100 redis-cli -u "$redis_cli_url" del >/dev/null ||
+            echo "newman.sh: could not delete Redis keys ${redis_prefix}*" >&2
     fi
-    redis-cli -u "$redis_cli_url" --scan --pattern "${redis_prefix}*" 2>/dev/null |
-        xargs -r -n 100 redis-cli -u "$redis_cli_url" del >/dev/null ||
-        echo "newman.sh: could not delete Redis keys ${redis_prefix}*" >&2
-    rm -f "$log"
+    rm -rf "$log" "$data_dir"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -84,19 +87,23 @@ show_log() {
     echo "----- end of service log -----" >&2
 }
 
-createdb -h "$pg_host" -p "$pg_port" -U "$pg_user" "$db"
-db_created=1
-
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 base_url="http://127.0.0.1:$port"
 
-echo "newman.sh: starting $bin on $base_url (database $db, Redis prefix $redis_prefix)"
-env \
-    DATABASE_URL="postgres://$pg_user@$pg_host:$pg_port/$db" \
-    REDIS_URL="$redis_url" \
+if [[ $mode == production ]]; then
+    createdb -h "$pg_host" -p "$pg_port" -U "$pg_user" "$db"
+    db_created=1
+    stores=(DATABASE_URL="postgres://$pg_user@$pg_host:$pg_port/$db" REDIS_URL="$redis_url"
+        REDIS_KEY_PREFIX="$redis_prefix")
+    echo "newman.sh: starting $bin on $base_url (database $db, Redis prefix $redis_prefix)"
+else
+    stores=(DATABASE_URL="sqlite:$data_dir/rs256-auth.db")
+    echo "newman.sh: starting $bin on $base_url (embedded store in $data_dir)"
+fi
+env -u REDIS_URL -u DATABASE_URL \
+    "${stores[@]}" \
     PORT="$port" \
     HOST=127.0.0.1 \
-    REDIS_KEY_PREFIX="$redis_prefix" \
     RUST_LOG=warn \
     "$bin" >"$log" 2>&1 &
 service_pid=$!

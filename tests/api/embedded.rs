@@ -200,6 +200,7 @@ async fn a_file_another_process_keeps_locked_answers_503_fast_and_recovers() {
     let waited = started.elapsed();
     let me = app.me_with(&session.access).await;
     let refresh = app.refresh_with(&session.refresh).await;
+    let health = app.get("/api/healthchecker").await;
 
     assert!(login.headers().get("set-cookie").is_none());
     let body = assert_error(login, 503, "service_unavailable").await;
@@ -214,9 +215,12 @@ async fn a_file_another_process_keeps_locked_answers_503_fast_and_recovers() {
         "a 503 keeps the cookies"
     );
     assert_error(refresh, 503, "service_unavailable").await;
+    let health = assert_error(health, 503, "service_unavailable").await;
+    assert_eq!(health["checks"], json!({"sqlite": "down"}));
 
     other_process.execute("ROLLBACK").await.unwrap();
 
+    assert_eq!(app.get("/api/healthchecker").await.status(), 200);
     assert_eq!(app.login(&email, PASSWORD).await.status(), 200);
     assert_eq!(app.refresh_with(&session.refresh).await.status(), 200);
 }

@@ -74,6 +74,13 @@ fn assert_expires_cleanly(what: &str, polls: &[Poll]) {
     let Some(first_expired) = first_expired else {
         panic!("{what}: never expired\n{}", table());
     };
+    if let Some(last_ok) = first_expired.checked_sub(1) {
+        // Shown with --nocapture: where the stop instant fell in this run.
+        eprintln!(
+            "{what}: last 200 received {:+.3}s, first refusal sent {:+.3}s after exp",
+            polls[last_ok].received, polls[first_expired].sent
+        );
+    }
     for (i, poll) in polls.iter().enumerate() {
         if i < first_expired {
             assert!(
