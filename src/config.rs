@@ -1,4 +1,4 @@
-//! Typed settings from the environment (and `app.env`), as the contract's table lists them.
+//! Typed settings from the environment (and `app.env`), as docs/api.md lists them.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

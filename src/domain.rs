@@ -30,7 +30,7 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// The contract's user object.
+/// The user object of docs/api.md.
 #[derive(Debug, Serialize)]
 pub struct UserView<'a> {
     pub id: Uuid,

@@ -1,4 +1,4 @@
-//! Every failure the service answers with: one variant per contract code.
+//! Every failure the service answers with: one variant per code of docs/api.md.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

@@ -61,7 +61,7 @@ fn is_json(headers: &actix_web::http::header::HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// The contract's code for an error status that our handlers did not produce.
+/// The code (docs/api.md, Errors) for an error status that our handlers did not produce.
 fn code_for(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "not_logged_in",

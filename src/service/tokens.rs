@@ -180,7 +180,7 @@ fn modulus_bits(n: &str) -> usize {
 }
 
 /// Signs with the RSA key parsed once. jsonwebtoken's `encode` parses the key again on
-/// every call, which made signing about twice as slow here (see README, Performance).
+/// every call, which made signing about twice as slow here (see docs/performance.md).
 struct Signer {
     key: RsaKeyPair,
     /// The JOSE header, already base64url-encoded: the same for every token of this key.

@@ -32,11 +32,6 @@ impl ExpiresAt {
         ExpiresAt(ms)
     }
 
-    /// `d` from now.
-    pub fn after(d: Duration) -> Self {
-        ExpiresAt(now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
-    }
-
     pub fn unix_ms(self) -> i64 {
         self.0
     }

@@ -245,7 +245,7 @@ fn assert_no_failures(failures: &[String], cases: usize) {
 }
 
 #[test]
-fn defaults_match_the_contract_table() {
+fn defaults_match_the_documented_table() {
     let only_required: HashMap<String, String> = vars_with(&[])
         .into_iter()
         .filter(|(k, _)| k.ends_with("_KEY_FILE"))

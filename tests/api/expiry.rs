@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-/// Well under the contract's limits, so that the window around `exp` is sampled finely.
+/// Well under a second, so that the window around `exp` is sampled finely.
 const STEP: Duration = Duration::from_millis(50);
-/// The contract: a token is refused as expired no later than this after its `exp`.
+/// The most a test allows: refused as expired no later than this after `exp` (it is at `exp`).
 const LATEST_STOP_SECS: f64 = 1.0;
 /// How long after `exp` the polling goes on.
 const POLL_PAST_EXP_SECS: f64 = 1.6;

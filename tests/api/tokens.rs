@@ -127,7 +127,7 @@ fn row_bytes(label: &'static str, endpoint: Endpoint, authorization: &[u8], expe
     }
 }
 
-/// What a 401 must carry for `code` (RFC 6750 §3.1, as the contract words it).
+/// What a 401 must carry for `code` (RFC 6750 §3.1, as docs/api.md words it).
 fn expected_www_authenticate(code: &str) -> &'static str {
     if code == "not_logged_in" {
         "Bearer"
@@ -608,7 +608,7 @@ fn assert_claims(token: &str, typ: &str, lifetime_secs: i64, iss: &str, aud: &st
 }
 
 #[tokio::test]
-async fn issued_claims_are_exactly_the_contract_set() {
+async fn issued_claims_are_exactly_the_documented_set() {
     let app = spawn_app().await;
     let session = login(&app).await;
     let access = assert_claims(
@@ -779,13 +779,13 @@ fn signing_with_next_keys() -> Vec<(&'static str, String)> {
 }
 
 #[tokio::test]
-async fn keys_rotate_as_the_readme_says_with_no_logout() {
+async fn keys_rotate_as_keys_readme_says_with_no_logout() {
     let old_access_kid = kid_of(&read_key("access_public"));
     let old_refresh_kid = kid_of(&read_key("refresh_public"));
     let next_access_kid = kid_of(&read_key("access_next_public"));
     let next_refresh_kid = kid_of(&read_key("refresh_next_public"));
 
-    // README step 2, publish: every instance accepts the next public keys, and still signs
+    // keys/README.md step 2, publish: every instance accepts the next public keys, and still signs
     // with the old keys.
     let published = spawn_app_accepting_next_keys().await;
     assert_eq!(
