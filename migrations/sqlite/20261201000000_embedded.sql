@@ -39,12 +39,12 @@ CREATE TABLE tokens (
     grace_until  INTEGER
 ) STRICT;
 
-CREATE INDEX tokens_by_session ON tokens (sid);
-
--- Sessions revoked because a rotated refresh token was replayed: that token keeps answering
--- refresh_reused, where the leftovers of an ordinary logout answer session_revoked.
+-- Sessions revoked because a rotated refresh token (token_uuid) was replayed: that token
+-- keeps answering refresh_reused, where the session's other tokens, and the leftovers of an
+-- ordinary logout, answer session_revoked.
 CREATE TABLE reused_sessions (
     sid        TEXT    PRIMARY KEY NOT NULL,
+    token_uuid TEXT    NOT NULL,
     expires_at INTEGER NOT NULL
 ) STRICT;
 
@@ -54,3 +54,9 @@ CREATE TABLE login_attempts (
     count      INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 ) STRICT;
+
+-- For the periodic purge of ended rows, which holds the only writer while it runs.
+CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+CREATE INDEX reused_sessions_by_expiry ON reused_sessions (expires_at);
+CREATE INDEX login_attempts_by_expiry ON login_attempts (expires_at);

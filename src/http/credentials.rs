@@ -33,11 +33,13 @@ fn ambiguity(headers: &HeaderMap) -> Option<&'static str> {
         .find(|name| cookie_count(headers, name) > 1)
 }
 
-/// Cookies named `name` in every `Cookie` header, names decoded as actix decodes them.
+/// Cookies named `name` in every `Cookie` header, read as actix reads them: as UTF-8 (not
+/// `to_str`, which skips a header with any non-ASCII byte that actix still reads), names
+/// percent-decoded.
 fn cookie_count(headers: &HeaderMap, name: &str) -> usize {
     headers
         .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
         .filter(|c| c.name() == name)
@@ -63,6 +65,7 @@ pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::HeaderValue;
     use actix_web::test::TestRequest;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -95,5 +98,14 @@ mod tests {
         assert_eq!(ambiguity(&headers(&encoded)), Some("refresh_token"));
         let empty_one = [("cookie", "access_token=; access_token=b")];
         assert_eq!(ambiguity(&headers(&empty_one)), Some("access_token"));
+    }
+
+    #[test]
+    fn repeats_are_found_beside_non_ascii_text() {
+        let value = HeaderValue::from_bytes("refresh_token=a; refresh_token=b; x=é".as_bytes());
+        let req = TestRequest::default()
+            .append_header(("cookie", value.unwrap()))
+            .to_http_request();
+        assert_eq!(ambiguity(req.headers()), Some("refresh_token"));
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::{Email, NewUser, User};
 use crate::error::{AppError, Result};
 use crate::service::password::Passwords;
-use crate::service::tokens::{Claims, TokenType, Tokens, entry_expiry};
+use crate::service::tokens::{Claims, TokenType, Tokens, entry_expiry, has_expired};
 use crate::store::Stores;
 use crate::store::attempts::{LoginAttempts, Verdict};
 use crate::store::rotation::{Rotate, Rotation, Successor};
@@ -53,6 +53,17 @@ fn entry(claims: &Claims) -> TokenEntry {
     TokenEntry {
         token_uuid: claims.token_uuid,
         expires_at: entry_expiry(claims),
+    }
+}
+
+/// A verified token that the store no longer knows: revoked, unless it expired meanwhile.
+/// Its entry outlives it by a second, but a slow store can take longer than that to answer,
+/// and an SPA must see expiry (refresh) rather than revocation (log out) for a live session.
+fn gone(claims: &Claims) -> AppError {
+    if has_expired(claims) {
+        AppError::TokenExpired
+    } else {
+        AppError::SessionRevoked
     }
 }
 
@@ -141,7 +152,7 @@ impl AuthService {
         // would make the client's retry after the grace window look like reuse.
         if !self.users.exists(old.sub).await? {
             self.sessions.end(&[token_ref(&old)]).await?;
-            return Err(AppError::SessionRevoked);
+            return Err(gone(&old));
         }
         let rotate = Rotate {
             user: old.sub,
@@ -169,7 +180,7 @@ impl AuthService {
                 tracing::warn!(sid = %old.sid, "refresh token reused after rotation; session revoked");
                 return Err(AppError::RefreshReused);
             }
-            Rotation::Revoked => return Err(AppError::SessionRevoked),
+            Rotation::Revoked => return Err(gone(&old)),
         }
         self.sign_pair(&access, &refresh)
     }
@@ -194,34 +205,38 @@ impl AuthService {
     pub async fn authenticate(&self, token: &str) -> Result<(User, Claims)> {
         let claims = self.tokens.verify(token, TokenType::Access)?;
         if !self.sessions.is_live(&token_ref(&claims)).await? {
-            return Err(AppError::SessionRevoked);
+            return Err(gone(&claims));
         }
-        let user = self
-            .users
-            .by_id(claims.sub)
-            .await?
-            .ok_or(AppError::SessionRevoked)?;
+        let user = self.users.by_id(claims.sub).await?;
+        let user = user.ok_or_else(|| gone(&claims))?;
         Ok((user, claims))
     }
 
-    /// Each store in use, pinged at once; a store that holds two kinds of data is named once.
+    /// Each store in use, pinged at once. The embedded file holds users and sessions alike:
+    /// it is named, and pinged, once.
     pub async fn check_stores(&self, within: Duration) -> Vec<StoreCheck> {
-        let (users, sessions) = tokio::join!(
+        let users = StoreCheck {
+            name: self.users.name(),
+            up: false,
+        };
+        if self.sessions.name() == users.name {
+            let up = answers(self.sessions.ping(), within).await;
+            return vec![StoreCheck { up, ..users }];
+        }
+        let (users_up, sessions_up) = tokio::join!(
             answers(self.users.ping(), within),
             answers(self.sessions.ping(), within)
         );
-        let mut checks = vec![StoreCheck {
-            name: self.users.name(),
-            up: users,
-        }];
-        match checks.iter_mut().find(|c| c.name == self.sessions.name()) {
-            Some(same) => same.up &= sessions,
-            None => checks.push(StoreCheck {
+        vec![
+            StoreCheck {
+                up: users_up,
+                ..users
+            },
+            StoreCheck {
                 name: self.sessions.name(),
-                up: sessions,
-            }),
-        }
-        checks
+                up: sessions_up,
+            },
+        ]
     }
 
     fn sign_pair(&self, access: &Claims, refresh: &Claims) -> Result<SessionTokens> {

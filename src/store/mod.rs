@@ -68,14 +68,14 @@ impl Stores {
             per_ip: settings.login_attempts_ip_limit,
             window: settings.login_attempts_window,
         };
-        let embedded = match &settings.database {
-            Database::Sqlite(path) => Some(sqlite::Db::open(path).await?),
-            Database::Postgres(_) => None,
-        };
-        let users = match (&settings.database, &embedded) {
-            (Database::Postgres(url), _) => UserStore::Postgres(postgres::Users::open(url).await?),
-            (Database::Sqlite(_), Some(db)) => UserStore::Sqlite(sqlite::users::Users::new(db)),
-            (Database::Sqlite(_), None) => return Err("DATABASE_URL: SQLite not opened".into()),
+        let (users, embedded) = match &settings.database {
+            Database::Postgres(url) => {
+                (UserStore::Postgres(postgres::Users::open(url).await?), None)
+            }
+            Database::Sqlite(path) => {
+                let db = sqlite::Db::open(path).await?;
+                (UserStore::Sqlite(sqlite::users::Users::new(&db)), Some(db))
+            }
         };
         let (sessions, counters) = match (&settings.redis_url, embedded) {
             (Some(url), _) => {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::error::Result;
 use crate::store::ExpiresAt;
 
 /// How many rotations an in-grace replay follows to reach the newest token.
@@ -64,7 +65,7 @@ pub struct Seen {
     pub session: bool,
     /// The token was rotated within the grace window.
     pub in_grace: bool,
-    /// The session was ended for reuse.
+    /// The session was ended because this very token was replayed.
     pub reused: bool,
 }
 
@@ -89,27 +90,31 @@ pub fn decide(seen: &Seen) -> Step {
         Some(RefreshState::Rotated(successor)) => match (seen.in_grace, seen.session) {
             (true, true) => Step::FollowChain(successor),
             (false, true) => Step::RevokeForReuse,
-            // The replayed token keeps answering as reuse, while the leftovers of an
-            // ordinary logout answer as revoked.
+            // The replayed token keeps answering as reuse; every other token of the session,
+            // and the leftovers of an ordinary logout, answer as revoked.
             (false, false) if seen.reused => Step::Answer(Rotation::Reused),
             (_, false) => Step::Answer(Rotation::Revoked),
         },
     }
 }
 
-/// One link of an in-grace chain: the newest token is the first one not rotated yet.
-pub enum Link {
-    Newest(Successor),
-    Next(Successor),
-    Broken,
-}
-
-pub fn follow(current: Successor, found: Option<RefreshState>) -> Link {
-    match found {
-        Some(RefreshState::Live { .. }) => Link::Newest(current),
-        Some(RefreshState::Rotated(next)) => Link::Next(next),
-        None => Link::Broken,
+/// The live end of a rotation chain that starts at `successor`; `lookup` reads a refresh
+/// entry of the session. A tab that comes back late, after other tabs rotated twice, must
+/// get the newest token, not one already rotated (which would be named reuse once its own
+/// window ends). `None` if the chain is broken (the session ended meanwhile).
+pub async fn newest(
+    mut successor: Successor,
+    mut lookup: impl AsyncFnMut(Uuid) -> Result<Option<RefreshState>>,
+) -> Result<Option<Successor>> {
+    for _ in 0..MAX_CHAIN {
+        match lookup(successor.refresh).await? {
+            Some(RefreshState::Live { .. }) => return Ok(Some(successor)),
+            Some(RefreshState::Rotated(next)) => successor = next,
+            None => return Ok(None),
+        }
     }
+    // Dozens of rotations within one grace window: give the last one seen.
+    Ok(Some(successor))
 }
 
 #[cfg(test)]
@@ -186,12 +191,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_chain_ends_at_its_first_live_token() {
+    #[tokio::test]
+    async fn a_chain_ends_at_its_first_live_token() {
         let (a, b) = (successor(), successor());
-        let live = Some(RefreshState::Live { access: a.access });
-        assert!(matches!(follow(a, live), Link::Newest(s) if s == a));
-        assert!(matches!(follow(a, Some(RefreshState::Rotated(b))), Link::Next(s) if s == b));
-        assert!(matches!(follow(a, None), Link::Broken));
+        let entries = std::collections::HashMap::from([
+            (a.refresh, RefreshState::Rotated(b)),
+            (b.refresh, RefreshState::Live { access: b.access }),
+        ]);
+        let lookup = async |refresh| Ok(entries.get(&refresh).copied());
+        assert_eq!(newest(a, lookup).await.unwrap(), Some(b));
+        let broken = async |_| Ok(None);
+        assert_eq!(newest(a, broken).await.unwrap(), None);
+        let endless = async |_| Ok(Some(RefreshState::Rotated(a)));
+        assert_eq!(newest(b, endless).await.unwrap(), Some(a), "bounded");
     }
 }

@@ -155,6 +155,19 @@ async fn two_cookies_of_a_token_name_are_refused() {
         assert_refused_as(request.send().await.unwrap(), field).await;
     }
 
+    // A header with text beyond ASCII is read by actix all the same, so it is counted too.
+    let beside_non_ascii = format!("refresh_token={ra}; refresh_token={rb}; note=café");
+    let response = client
+        .post(app.url("/api/auth/refresh"))
+        .header(
+            "cookie",
+            reqwest::header::HeaderValue::from_bytes(beside_non_ascii.as_bytes()).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_refused_as(response, "refresh_token").await;
+
     for session in [&mine, &theirs] {
         let response = plain_client()
             .post(app.url("/api/auth/refresh"))

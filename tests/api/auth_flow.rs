@@ -962,6 +962,44 @@ async fn a_refresh_token_replayed_after_the_grace_window_is_refresh_reused_and_e
 }
 
 #[tokio::test]
+async fn after_a_reuse_only_the_replayed_token_answers_refresh_reused() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
+    let email = app.register_user().await;
+    let first = login_session(&app, &email).await;
+    let second = session_from(&app.refresh_with(&first.refresh).await);
+    let third = session_from(&app.refresh_with(&second.refresh).await);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    assert_error(
+        app.refresh_with(&first.refresh).await,
+        401,
+        "refresh_reused",
+    )
+    .await;
+
+    // Another rotated token of the session, and its live one: revoked, not reused.
+    assert_error(
+        app.refresh_with(&second.refresh).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    assert_error(
+        app.refresh_with(&third.refresh).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    assert_error(app.me_with(&third.access).await, 401, "session_revoked").await;
+    assert_error(
+        app.refresh_with(&first.refresh).await,
+        401,
+        "refresh_reused",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn the_previous_access_token_keeps_working_right_after_a_refresh() {
     let app = spawn_app().await;
     let email = app.register_user().await;
@@ -1040,7 +1078,7 @@ async fn an_expired_refresh_token_is_token_expired_and_clears_the_cookies() {
     let email = app.register_user().await;
     let session = login_session(&app, &email).await;
     let exp = claims_of(&session.refresh)["exp"].as_i64().unwrap();
-    // exp is checked with 1 s of leeway, in whole seconds.
+    // Past exp by far more than the at most 1 s the service may allow.
     sleep_until_unix(exp + 2).await;
 
     let response = post_plain(&app, "/api/auth/refresh")

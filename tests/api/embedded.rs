@@ -3,6 +3,7 @@
 //! users beside Redis sessions (that one on the production stores).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -104,10 +105,18 @@ async fn with_no_store_configured_the_binary_serves_from_a_file_it_creates() {
 
     let binary = Binary::start(&dir).await;
 
+    let file = dir.path().join("data/rs256-auth.db");
     assert!(
-        dir.path().join("data/rs256-auth.db").is_file(),
+        file.is_file(),
         "the default file, and its folder, are created"
     );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&file),
+        0o600,
+        "password hashes are for the service's user only"
+    );
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
     let health: Value = plain_client()
         .get(format!("{}/api/healthchecker", binary.address))
         .send()
@@ -342,4 +351,50 @@ async fn sqlite_users_beside_redis_sessions_work_together() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_refresh_token_that_expires_while_the_file_is_locked_answers_token_expired() {
+    // The refresh verifies just before exp, then waits for the write lock until its entry
+    // (which outlives the token by a second) is gone: that is expiry, not revocation.
+    let store = TestStore::embedded();
+    let TestStore::Embedded { file, .. } = &store else {
+        unreachable!()
+    };
+    let file = file.clone();
+    let app = spawn_app_on(
+        store,
+        &[
+            ("ACCESS_TOKEN_EXPIRED_IN", "2s"),
+            ("REFRESH_TOKEN_EXPIRED_IN", "2s"),
+        ],
+    )
+    .await;
+    let (_, session) = app.logged_in_user().await;
+    let exp = claims_of(&session.refresh)["exp"].as_i64().unwrap();
+    let mut other_process = SqliteConnection::connect(&format!("sqlite:{file}"))
+        .await
+        .unwrap();
+    other_process.execute("BEGIN IMMEDIATE").await.unwrap();
+    sleep_until_unix_ms(exp * 1000 - 300).await;
+
+    let refresh = tokio::spawn(refresh_at_owned(
+        app.address.clone(),
+        session.refresh.clone(),
+    ));
+    sleep_until_unix_ms(exp * 1000 + 1600).await;
+    other_process.execute("ROLLBACK").await.unwrap();
+    let response = refresh.await.unwrap();
+
+    assert_error(response, 401, "token_expired").await;
+}
+
+async fn refresh_at_owned(base: String, refresh: String) -> reqwest::Response {
+    refresh_at(&base, &refresh).await
+}
+
+async fn sleep_until_unix_ms(unix_ms: i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let wait = u64::try_from(unix_ms - now).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
 }

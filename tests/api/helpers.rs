@@ -489,7 +489,7 @@ async fn sqlite_entries(conn: &mut SqliteConnection) -> Vec<StoreEntry> {
          SELECT '{' || sid || '}:grace:' || token_uuid, grace_until, '1'
          FROM tokens WHERE grace_until IS NOT NULL
          UNION ALL
-         SELECT '{' || sid || '}:reused', expires_at, '1' FROM reused_sessions
+         SELECT '{' || sid || '}:reused', expires_at, token_uuid FROM reused_sessions
          UNION ALL
          SELECT key, expires_at, CAST(count AS TEXT) FROM login_attempts",
     )

@@ -21,9 +21,10 @@ end
 return {n, ttl}
 ";
 
-/// Takes back one attempt, unless the window has already expired.
+/// Takes back one attempt, unless the window has already ended (and never below zero).
 const UNCOUNT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 ";
 

@@ -1,14 +1,23 @@
 //! The values of token entries in Redis, written and read only here.
 //!
-//! An access entry holds the user id. A refresh entry holds `user|access` while live, and
-//! `user|access|next access|next refresh|iat` once rotated.
+//! A session and an access entry hold the user id. A refresh entry holds `user|access` while
+//! live, and `user|access|next access|next refresh|iat` once rotated. The reuse marker holds
+//! the replayed token's id.
 
 use uuid::Uuid;
 
 use crate::store::rotation::{RefreshState, Successor};
 
+pub fn session(user: Uuid) -> String {
+    user.to_string()
+}
+
 pub fn access(user: Uuid) -> String {
     user.to_string()
+}
+
+pub fn reused(replayed: Uuid) -> String {
+    replayed.to_string()
 }
 
 pub fn refresh_live(user: Uuid, access: Uuid) -> String {

@@ -8,7 +8,7 @@
 //!   verifying (values in `entry.rs`);
 //! - `<prefix>{<sid>}:grace:<token_uuid>`: set when a refresh token is rotated, for the grace
 //!   window; while it exists a replay is another tab, after that it is reuse;
-//! - `<prefix>{<sid>}:reused`: the session was revoked for reuse.
+//! - `<prefix>{<sid>}:reused`: the session was revoked because the token it names was replayed.
 
 use std::sync::LazyLock;
 
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::store::millis;
 use crate::store::redis::{RedisPool, command_failed, entry};
-use crate::store::rotation::{self, Link, Rotate, Rotation, Seen, Step, Successor};
+use crate::store::rotation::{self, Rotate, Rotation, Seen, Step};
 use crate::store::sessions::{NewSession, TokenRef};
 
 /// Rotates a refresh entry into its successors if it still holds what was read. Every key
@@ -87,7 +87,7 @@ impl Sessions {
             .atomic()
             .cmd("SET")
             .arg(self.session_key(sid))
-            .arg(user.to_string())
+            .arg(entry::session(user))
             .arg("PX")
             .arg(refresh.expires_at.ttl_ms())
             .cmd("SET")
@@ -127,7 +127,12 @@ impl Sessions {
             match rotation::decide(&seen) {
                 Step::Answer(answer) => return Ok(answer),
                 Step::FollowChain(successor) => {
-                    let newest = self.newest(&mut conn, rotate, successor).await?;
+                    let lookup = async |refresh| {
+                        let key = self.token_key(rotate.sid, refresh);
+                        let value: Option<String> = conn.get(key).await.map_err(command_failed)?;
+                        Ok(value.and_then(|v| entry::parse_refresh(&v, rotate.user)))
+                    };
+                    let newest = rotation::newest(successor, lookup).await?;
                     return Ok(newest.map_or(Rotation::Revoked, Rotation::InGrace));
                 }
                 Step::RevokeForReuse => {
@@ -136,7 +141,7 @@ impl Sessions {
                         .del(self.session_key(rotate.sid))
                         .cmd("SET")
                         .arg(self.reused_key(rotate.sid))
-                        .arg("1")
+                        .arg(entry::reused(rotate.presented))
                         .arg("PX")
                         .arg(rotate.refresh_expires.ttl_ms())
                         .query_async(&mut *conn)
@@ -180,7 +185,7 @@ impl Sessions {
                 .and_then(|v| entry::parse_refresh(v, rotate.user)),
             session: session.is_some_and(|v| entry::owned_by(&v, rotate.user)),
             in_grace: in_grace.is_some(),
-            reused: reused.is_some(),
+            reused: reused.is_some_and(|v| v == entry::reused(rotate.presented)),
         };
         Ok((seen, value))
     }
@@ -214,33 +219,6 @@ impl Sessions {
         Ok(won == 1)
     }
 
-    /// The live end of a rotation chain. A tab that comes back late, after other tabs
-    /// rotated twice, must get the newest token, not one already rotated (which would be
-    /// named reuse once its own window ends).
-    async fn newest(
-        &self,
-        conn: &mut Connection,
-        rotate: &Rotate,
-        mut successor: Successor,
-    ) -> Result<Option<Successor>> {
-        for _ in 0..rotation::MAX_CHAIN {
-            let value: Option<String> = conn
-                .get(self.token_key(rotate.sid, successor.refresh))
-                .await
-                .map_err(command_failed)?;
-            let found = value
-                .as_deref()
-                .and_then(|v| entry::parse_refresh(v, rotate.user));
-            match rotation::follow(successor, found) {
-                Link::Newest(newest) => return Ok(Some(newest)),
-                Link::Next(next) => successor = next,
-                Link::Broken => return Ok(None),
-            }
-        }
-        // Dozens of rotations within one grace window: give the last one seen.
-        Ok(Some(successor))
-    }
-
     pub async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
         // One DEL per session: keys of different sessions may live on different cluster nodes.
         let mut pipe = redis::pipe();
@@ -248,6 +226,7 @@ impl Sessions {
             pipe.del(&[
                 self.session_key(token.sid),
                 self.token_key(token.sid, token.token_uuid),
+                self.grace_key(token.sid, token.token_uuid),
             ])
             .ignore();
         }

@@ -34,14 +34,7 @@ impl Db {
     /// Creates the folder and the file if they are missing and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self, String> {
         let shown = path.display();
-        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|e| {
-                format!(
-                    "DATABASE_URL: cannot create the folder `{}`: {e}",
-                    folder.display()
-                )
-            })?;
-        }
+        create_private(path).map_err(|e| format!("DATABASE_URL: cannot create `{shown}`: {e}"))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -118,6 +111,28 @@ impl Db {
             .map_err(fail)?;
         }
         tx.commit().await.map_err(fail)
+    }
+}
+
+/// Creates what is missing of the folder (0700) and the file (0600): it holds password hashes
+/// and sessions, which other local users have no business reading. SQLite gives its `-wal`
+/// and `-shm` files the database file's mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)?;
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 

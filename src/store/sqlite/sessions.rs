@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::store::now_ms;
-use crate::store::rotation::{self, Link, RefreshState, Rotate, Rotation, Seen, Step, Successor};
+use crate::store::rotation::{self, RefreshState, Rotate, Rotation, Seen, Step, Successor};
 use crate::store::sessions::{NewSession, TokenRef};
 use crate::store::sqlite::{Db, fail};
 
@@ -82,9 +82,14 @@ impl Sessions {
         let seen = look(&mut tx, r, now).await?;
         let outcome = match rotation::decide(&seen) {
             Step::Answer(answer) => answer,
-            Step::FollowChain(successor) => newest(&mut tx, r, successor, now)
-                .await?
-                .map_or(Rotation::Revoked, Rotation::InGrace),
+            Step::FollowChain(successor) => {
+                let lookup = async |refresh| match token_row(&mut tx, refresh, r.sid, now).await? {
+                    Some(row) => refresh_state(&row, r.user),
+                    None => Ok(None),
+                };
+                let newest = rotation::newest(successor, lookup).await?;
+                newest.map_or(Rotation::Revoked, Rotation::InGrace)
+            }
             Step::RevokeForReuse => {
                 revoke_for_reuse(&mut tx, r).await?;
                 Rotation::Reused
@@ -157,11 +162,13 @@ async fn look(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &Rotate, now: i64) -> R
     let (session, reused): (bool, bool) = sqlx::query_as(
         "SELECT
              EXISTS (SELECT 1 FROM sessions WHERE sid = ?1 AND user_id = ?2 AND expires_at > ?3),
-             EXISTS (SELECT 1 FROM reused_sessions WHERE sid = ?1 AND expires_at > ?3)",
+             EXISTS (SELECT 1 FROM reused_sessions
+                     WHERE sid = ?1 AND token_uuid = ?4 AND expires_at > ?3)",
     )
     .bind(r.sid.hyphenated())
     .bind(r.user.hyphenated())
     .bind(now)
+    .bind(r.presented.hyphenated())
     .fetch_one(&mut **tx)
     .await
     .map_err(fail)?;
@@ -270,33 +277,14 @@ async fn revoke_for_reuse(tx: &mut sqlx::Transaction<'_, Sqlite>, r: &Rotate) ->
         .execute(&mut **tx)
         .await
         .map_err(fail)?;
-    sqlx::query("INSERT OR REPLACE INTO reused_sessions (sid, expires_at) VALUES (?, ?)")
-        .bind(r.sid.hyphenated())
-        .bind(r.refresh_expires.unix_ms())
-        .execute(&mut **tx)
-        .await
-        .map_err(fail)?;
+    sqlx::query(
+        "INSERT OR REPLACE INTO reused_sessions (sid, token_uuid, expires_at) VALUES (?, ?, ?)",
+    )
+    .bind(r.sid.hyphenated())
+    .bind(r.presented.hyphenated())
+    .bind(r.refresh_expires.unix_ms())
+    .execute(&mut **tx)
+    .await
+    .map_err(fail)?;
     Ok(())
-}
-
-/// The live end of a rotation chain (see the Redis store for why).
-async fn newest(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    r: &Rotate,
-    mut successor: Successor,
-    now: i64,
-) -> Result<Option<Successor>> {
-    for _ in 0..rotation::MAX_CHAIN {
-        let row = token_row(tx, successor.refresh, r.sid, now).await?;
-        let found = match row {
-            Some(row) => refresh_state(&row, r.user)?,
-            None => None,
-        };
-        match rotation::follow(successor, found) {
-            Link::Newest(newest) => return Ok(Some(newest)),
-            Link::Next(next) => successor = next,
-            Link::Broken => return Ok(None),
-        }
-    }
-    Ok(Some(successor))
 }

@@ -52,7 +52,11 @@ impl Users {
     }
 
     pub async fn exists(&self, id: Uuid) -> Result<bool> {
-        Ok(self.by_id(id).await?.is_some())
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
+            .bind(id.hyphenated())
+            .fetch_one(&self.db.reader)
+            .await
+            .map_err(fail)
     }
 
     pub async fn ping(&self) -> Result<()> {
