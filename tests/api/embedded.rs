@@ -9,15 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, SqliteConnection};
+use sqlx::Executor;
 use tokio::task::JoinSet;
 
 use crate::helpers::*;
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// The binary, started in `dir` with the dev keys and nothing else: no `DATABASE_URL`, no
 /// `REDIS_URL`. Its log lines are collected; it is killed (SIGKILL, as a crash) on drop.
@@ -192,17 +187,9 @@ async fn a_folder_that_cannot_be_created_stops_the_start_naming_database_url() {
 
 #[tokio::test]
 async fn a_file_another_process_keeps_locked_answers_503_fast_and_recovers() {
-    let store = TestStore::embedded();
-    let TestStore::Embedded { file, .. } = &store else {
-        unreachable!()
-    };
-    let file = file.clone();
-    let app = spawn_app_on(store, &[]).await;
+    let app = spawn_app_on(TestStore::embedded(), &[]).await;
     let (email, session) = app.logged_in_user().await;
-    let mut other_process = SqliteConnection::connect(&format!("sqlite:{file}"))
-        .await
-        .unwrap();
-    other_process.execute("BEGIN IMMEDIATE").await.unwrap();
+    let mut other_process = app.hold_write_lock().await;
 
     let started = Instant::now();
     let login = app.login(&email, PASSWORD).await;
@@ -357,13 +344,8 @@ async fn sqlite_users_beside_redis_sessions_work_together() {
 async fn a_refresh_token_that_expires_while_the_file_is_locked_answers_token_expired() {
     // The refresh verifies just before exp, then waits for the write lock until its entry
     // (which outlives the token by a second) is gone: that is expiry, not revocation.
-    let store = TestStore::embedded();
-    let TestStore::Embedded { file, .. } = &store else {
-        unreachable!()
-    };
-    let file = file.clone();
     let app = spawn_app_on(
-        store,
+        TestStore::embedded(),
         &[
             ("ACCESS_TOKEN_EXPIRED_IN", "2s"),
             ("REFRESH_TOKEN_EXPIRED_IN", "2s"),
@@ -372,10 +354,7 @@ async fn a_refresh_token_that_expires_while_the_file_is_locked_answers_token_exp
     .await;
     let (_, session) = app.logged_in_user().await;
     let exp = claims_of(&session.refresh)["exp"].as_i64().unwrap();
-    let mut other_process = SqliteConnection::connect(&format!("sqlite:{file}"))
-        .await
-        .unwrap();
-    other_process.execute("BEGIN IMMEDIATE").await.unwrap();
+    let mut other_process = app.hold_write_lock().await;
     sleep_until_unix_ms(exp * 1000 - 300).await;
 
     let refresh = tokio::spawn(refresh_at_owned(

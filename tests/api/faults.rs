@@ -29,11 +29,6 @@ const RECOVER_WITHIN: Duration = Duration::from_secs(10);
 // Private helpers: a Redis of our own, a Postgres forwarder, timed requests
 // ---------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// A `redis-server` child on a free port, killed when dropped, even after a panic.
 struct PrivateRedis {
     port: u16,

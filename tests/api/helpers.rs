@@ -40,6 +40,12 @@ pub fn require_production() -> (String, String) {
     })
 }
 
+/// A port that was free a moment ago, for a process that needs its port in advance.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 pub fn key_path(name: &str) -> String {
     format!("{}/keys/dev/{name}.pem", env!("CARGO_MANIFEST_DIR"))
 }
@@ -397,6 +403,19 @@ impl TestApp {
         SqliteConnection::connect(&format!("sqlite:{file}"))
             .await
             .expect("test database")
+    }
+
+    /// Another process's hold on the app's SQLite file: a connection inside `BEGIN IMMEDIATE`,
+    /// so that nobody else can write until it runs `ROLLBACK` (or drops).
+    pub async fn hold_write_lock(&self) -> SqliteConnection {
+        let TestStore::Embedded { file, .. } = &self.store else {
+            panic!("not on the SQLite file");
+        };
+        let mut conn = self.sqlite(file).await;
+        conn.execute("BEGIN IMMEDIATE")
+            .await
+            .expect("the write lock");
+        conn
     }
 
     /// A connection of its own to the app's Postgres database (production mode only).
