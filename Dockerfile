@@ -11,10 +11,10 @@ WORKDIR /app
 # 1. Dependencies only: build them against empty lib/main so this layer is
 #    cached until Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-# benches/load.rs stays a stub: Cargo.toml names it, and the image never builds it.
+# benches/ceilings.rs stays a stub: Cargo.toml names it, and the image never builds it.
 RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > benches/load.rs \
+    && echo 'fn main() {}' > benches/ceilings.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src

@@ -62,6 +62,15 @@ pub enum Database {
     Sqlite(PathBuf),
 }
 
+/// Where sessions and login counters live when they are not in the SQLite file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `REDIS_URL`: one server.
+    Single(String),
+    /// `REDIS_CLUSTER_URLS`: some nodes of a Redis Cluster; the rest are discovered.
+    Cluster(Vec<String>),
+}
+
 /// `DATABASE_URL` when unset: the embedded store, so a fresh clone runs with nothing else.
 pub const DEFAULT_SQLITE_PATH: &str = "data/rs256-auth.db";
 
@@ -69,7 +78,7 @@ pub const DEFAULT_SQLITE_PATH: &str = "data/rs256-auth.db";
 pub struct Settings {
     pub database: Database,
     /// Sessions and login counters; unset keeps them in the SQLite file.
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisTarget>,
     pub redis_key_prefix: String,
     pub host: String,
     pub port: u16,
@@ -121,17 +130,17 @@ impl Settings {
         }
         let refresh_max_age = env.minutes("REFRESH_TOKEN_MAXAGE")?.unwrap_or(refresh_ttl);
         let database = env.database()?;
-        let redis_url = env.get("REDIS_URL").map(|raw| redis_url(&raw));
-        if matches!(database, Database::Postgres(_)) && redis_url.is_none() {
+        let redis = env.redis()?;
+        if matches!(database, Database::Postgres(_)) && redis.is_none() {
             // Sessions in a local file would not be shared by the instances that share users.
             return Err(bad(
                 "REDIS_URL",
-                "is required when DATABASE_URL is Postgres (several instances must share sessions)",
+                "(or REDIS_CLUSTER_URLS) is required when DATABASE_URL is Postgres (several instances must share sessions)",
             ));
         }
         Ok(Settings {
             database,
-            redis_url,
+            redis,
             redis_key_prefix: env.or("REDIS_KEY_PREFIX", "rs256:"),
             host: env.or("HOST", "0.0.0.0"),
             port: env.number("PORT", 8000)?,
@@ -175,6 +184,29 @@ fn redis_url(raw: &str) -> String {
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
+    fn redis(&self) -> Result<Option<RedisTarget>, ConfigError> {
+        match (self.get("REDIS_URL"), self.get("REDIS_CLUSTER_URLS")) {
+            (Some(_), Some(_)) => Err(bad(
+                "REDIS_CLUSTER_URLS",
+                "set either REDIS_URL (one server) or REDIS_CLUSTER_URLS (a cluster), not both",
+            )),
+            (Some(url), None) => Ok(Some(RedisTarget::Single(redis_url(&url)))),
+            (None, Some(list)) => {
+                let nodes: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(redis_url)
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(bad("REDIS_CLUSTER_URLS", "names no node"));
+                }
+                Ok(Some(RedisTarget::Cluster(nodes)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// A set, non-blank value; blank counts as unset so `VAR=` in app.env means "default".
     fn get(&self, name: &str) -> Option<String> {
         (self.0)(name)

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -15,8 +16,9 @@ use crate::http::state::AppState;
 use crate::service::tokens::Claims;
 
 pub struct AuthUser {
-    pub user: User,
-    pub claims: Claims,
+    /// Without its password hash: read the user from the store for that.
+    pub user: Arc<User>,
+    pub claims: Arc<Claims>,
 }
 
 impl FromRequest for AuthUser {

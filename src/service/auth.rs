@@ -1,18 +1,20 @@
 //! Register, log in, refresh, log out, and authenticate a request's token.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::domain::{Email, NewUser, User};
 use crate::error::{AppError, Result};
+use crate::service::cache::{Users, VerifiedTokens};
 use crate::service::password::Passwords;
 use crate::service::tokens::{Claims, TokenType, Tokens, entry_expiry, has_expired};
 use crate::store::Stores;
 use crate::store::attempts::{LoginAttempts, Verdict};
 use crate::store::rotation::{Rotate, Rotation, Successor};
-use crate::store::sessions::{NewSession, SessionStore, TokenEntry, TokenRef};
+use crate::store::sessions::{NewSession, SessionStore, Stamp, TokenEntry, TokenRef};
 use crate::store::users::UserStore;
 
 /// Longest password we hash; longer ones can never match, so login refuses them unhashed.
@@ -38,6 +40,18 @@ pub struct StoreCheck {
     pub up: bool,
 }
 
+/// How many verified tokens and user copies an instance keeps (each well under 2 KB).
+const CACHE_ENTRIES: usize = 10_000;
+
+/// How long a copy of a user serves at most, even under an unchanged stamp: a change whose
+/// announcement Redis lost (a failover, a restore) or a hand edit in SQL reaches every
+/// instance within this time.
+const COPY_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// A refresh rotates only for the user as last read; a user changing faster than this many
+/// reads is answered 503.
+const MAX_STAMP_TRIES: usize = 3;
+
 /// The flows, with everything they use.
 pub struct AuthService {
     users: UserStore,
@@ -47,6 +61,8 @@ pub struct AuthService {
     passwords: Passwords,
     /// `REFRESH_REUSE_GRACE`.
     grace: Duration,
+    verified: VerifiedTokens,
+    user_copies: Users,
 }
 
 fn entry(claims: &Claims) -> TokenEntry {
@@ -84,6 +100,8 @@ impl AuthService {
             tokens,
             passwords,
             grace,
+            verified: VerifiedTokens::new(CACHE_ENTRIES),
+            user_copies: Users::new(CACHE_ENTRIES, COPY_MAX_AGE),
         }
     }
 
@@ -148,12 +166,6 @@ impl AuthService {
     pub async fn refresh(&self, token: &str) -> Result<SessionTokens> {
         let old = self.tokens.verify(token, TokenType::Refresh)?;
         let (mut access, mut refresh) = self.tokens.pair(old.sub, old.sid)?;
-        // Before rotating: a rotation whose answer never reaches the client (Postgres down)
-        // would make the client's retry after the grace window look like reuse.
-        if !self.users.exists(old.sub).await? {
-            self.sessions.end(&[token_ref(&old)]).await?;
-            return Err(gone(&old));
-        }
         let rotate = Rotate {
             user: old.sub,
             sid: old.sid,
@@ -167,7 +179,24 @@ impl AuthService {
             refresh_expires: entry_expiry(&refresh),
             grace: self.grace,
         };
-        match self.sessions.rotate(&rotate).await? {
+        // The user is checked before rotating: a rotation whose answer never reaches the
+        // client (its store down) would make the client's retry after the grace window look
+        // like reuse. With a copy of the user held, the rotation checks the copy's stamp
+        // itself, in the same round trip; otherwise the user is read first, under a stamp
+        // that the rotation then checks, so a change in between stops it too.
+        let mut stamp = self.user_copies.stamp_of(old.sub).map(|s| s.to_string());
+        let mut rotation = Rotation::UserChanged;
+        for _ in 0..MAX_STAMP_TRIES {
+            let checked = match stamp.take() {
+                Some(held) => Some(held),
+                None => self.check_user(&old).await?,
+            };
+            rotation = self.sessions.rotate(&rotate, checked.as_deref()).await?;
+            if rotation != Rotation::UserChanged {
+                break;
+            }
+        }
+        match rotation {
             Rotation::Rotated => {}
             Rotation::InGrace(won) => {
                 let tokens = &self.tokens;
@@ -181,6 +210,12 @@ impl AuthService {
                 return Err(AppError::RefreshReused);
             }
             Rotation::Revoked => return Err(gone(&old)),
+            Rotation::UserChanged => {
+                return Err(AppError::unavailable(
+                    "redis",
+                    "the user changed at every try of a refresh",
+                ));
+            }
         }
         self.sign_pair(&access, &refresh)
     }
@@ -201,15 +236,67 @@ impl AuthService {
         self.sessions.end(&sessions).await
     }
 
-    /// The deserialize-user guard's work: a live access token of an existing user.
-    pub async fn authenticate(&self, token: &str) -> Result<(User, Claims)> {
-        let claims = self.tokens.verify(token, TokenType::Access)?;
-        if !self.sessions.is_live(&token_ref(&claims)).await? {
+    /// The deserialize-user guard's work: a live access token of an existing user. One
+    /// store round trip when this instance holds a current copy of the user.
+    pub async fn authenticate(&self, token: &str) -> Result<(Arc<User>, Arc<Claims>)> {
+        let claims = self
+            .verified
+            .get_or_verify(token, || self.tokens.verify(token, TokenType::Access))?;
+        let check = self.sessions.check(&token_ref(&claims)).await?;
+        if !check.live {
             return Err(gone(&claims));
         }
-        let user = self.users.by_id(claims.sub).await?;
+        let user = self.user_under(claims.sub, check.stamp).await?;
         let user = user.ok_or_else(|| gone(&claims))?;
         Ok((user, claims))
+    }
+
+    /// Call after a change to a user is committed: every instance reads the user again at
+    /// its next request, so the change is served everywhere at once.
+    pub async fn user_changed(&self, user: Uuid) -> Result<()> {
+        self.sessions.user_changed(user).await
+    }
+
+    /// Reads the user of a refresh token under a fresh stamp: the stamp it was read under
+    /// (`None` where the store keeps none). A user that is gone ends the session.
+    async fn check_user(&self, old: &Claims) -> Result<Option<String>> {
+        let stamp = self.sessions.stamp(old.sub).await?;
+        let under = match &stamp {
+            Stamp::Is(stamp) => Some(stamp.clone()),
+            Stamp::Missing | Stamp::Unkept => None,
+        };
+        if self.user_under(old.sub, stamp).await?.is_none() {
+            self.sessions.end(&[token_ref(old)]).await?;
+            return Err(gone(old));
+        }
+        Ok(under)
+    }
+
+    /// The user as of `stamp`: the copy held under it, or read now and kept under it.
+    async fn user_under(&self, id: Uuid, stamp: Stamp) -> Result<Option<Arc<User>>> {
+        let stamp = match stamp {
+            Stamp::Is(stamp) => stamp,
+            // The stamp is set before the user is read: a change committed after this
+            // read moves the stamp past the copy.
+            Stamp::Missing => match self.sessions.stamp(id).await? {
+                Stamp::Is(stamp) => stamp,
+                _ => return self.read_user(id).await,
+            },
+            Stamp::Unkept => return self.read_user(id).await,
+        };
+        if let Some(user) = self.user_copies.get(id, &stamp) {
+            return Ok(Some(user));
+        }
+        let user = self.users.by_id(id).await?;
+        Ok(user.map(|user| self.user_copies.insert(&stamp, user)))
+    }
+
+    async fn read_user(&self, id: Uuid) -> Result<Option<Arc<User>>> {
+        let user = self.users.by_id(id).await?;
+        Ok(user.map(|mut user| {
+            user.password_hash = String::new();
+            Arc::new(user)
+        }))
     }
 
     /// Each store in use, pinged at once. The embedded file holds users and sessions alike:

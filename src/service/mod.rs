@@ -1,6 +1,7 @@
 //! The service's flows and crypto, between HTTP and the stores.
 
 pub mod auth;
+pub mod cache;
 pub mod keygen;
 pub mod password;
 pub mod tokens;

@@ -77,13 +77,13 @@ impl Stores {
                 (UserStore::Sqlite(sqlite::users::Users::new(&db)), Some(db))
             }
         };
-        let (sessions, counters) = match (&settings.redis_url, embedded) {
-            (Some(url), _) => {
-                let pool = redis::connect(url)?;
+        let (sessions, counters) = match (&settings.redis, embedded) {
+            (Some(target), _) => {
+                let redis = redis::Redis::new(target)?;
                 let prefix = &settings.redis_key_prefix;
                 (
-                    SessionStore::Redis(redis::sessions::Sessions::new(pool.clone(), prefix)),
-                    attempts::Counters::Redis(redis::attempts::Counters::new(pool, prefix)),
+                    SessionStore::Redis(redis::sessions::Sessions::new(redis.clone(), prefix)),
+                    attempts::Counters::Redis(redis::attempts::Counters::new(redis, prefix)),
                 )
             }
             (None, Some(db)) => {

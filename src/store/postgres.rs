@@ -81,16 +81,6 @@ impl Users {
         .map_err(fail)
     }
 
-    pub async fn exists(&self, id: Uuid) -> Result<bool> {
-        sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "found!""#,
-            id
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(fail)
-    }
-
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

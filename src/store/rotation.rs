@@ -41,6 +41,8 @@ pub enum Rotation {
     Reused,
     /// Its session is gone (logged out, expired, revoked).
     Revoked,
+    /// Nothing done: the user changed since the caller read it (check the user again).
+    UserChanged,
 }
 
 /// A rotation to attempt: the presented token, and what it would become.

@@ -33,6 +33,25 @@ pub struct TokenRef {
     pub token_uuid: Uuid,
 }
 
+/// What the session store says about a request's token, in one read: whether it is live,
+/// and the user's stamp where the store keeps one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub live: bool,
+    pub stamp: Stamp,
+}
+
+/// A value that changes whenever a user changes. A copy of a user is good for exactly as
+/// long as the stamp it was read under is the current one, on every instance at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stamp {
+    /// This store keeps no stamps (the embedded file): read the user each time.
+    Unkept,
+    /// None is set (never yet, or it expired): set one before reading the user.
+    Missing,
+    Is(String),
+}
+
 pub enum SessionStore {
     Redis(redis::sessions::Sessions),
     Sqlite(sqlite::sessions::Sessions),
@@ -54,19 +73,41 @@ impl SessionStore {
         }
     }
 
-    /// Whether this token of this user's session is still live.
-    pub async fn is_live(&self, token: &TokenRef) -> Result<bool> {
+    /// Whether this token of this user's session is still live, and the user's stamp.
+    pub async fn check(&self, token: &TokenRef) -> Result<Check> {
         match self {
-            SessionStore::Redis(s) => s.is_live(token).await,
-            SessionStore::Sqlite(s) => s.is_live(token).await,
+            SessionStore::Redis(s) => s.check(token).await,
+            SessionStore::Sqlite(s) => Ok(Check {
+                live: s.is_live(token).await?,
+                stamp: Stamp::Unkept,
+            }),
+        }
+    }
+
+    /// The user's current stamp, set now if none is: `Unkept` where the store keeps none.
+    /// Read the user only after this, so a change committed meanwhile moves the stamp past it.
+    pub async fn stamp(&self, user: Uuid) -> Result<Stamp> {
+        match self {
+            SessionStore::Redis(s) => s.stamp(user).await.map(Stamp::Is),
+            SessionStore::Sqlite(_) => Ok(Stamp::Unkept),
+        }
+    }
+
+    /// Moves the user's stamp: every instance drops its copy of the user at its next
+    /// request. Call it after a change to the user is committed.
+    pub async fn user_changed(&self, user: Uuid) -> Result<()> {
+        match self {
+            SessionStore::Redis(s) => s.user_changed(user).await,
+            SessionStore::Sqlite(_) => Ok(()),
         }
     }
 
     /// Consumes the presented refresh token and stores its successors, atomically: of
     /// several racing refreshes with one token exactly one rotates, the others get its result.
-    pub async fn rotate(&self, rotate: &Rotate) -> Result<Rotation> {
+    /// With `stamp`, nothing happens (`UserChanged`) unless it is still the user's stamp.
+    pub async fn rotate(&self, rotate: &Rotate, stamp: Option<&str>) -> Result<Rotation> {
         match self {
-            SessionStore::Redis(s) => s.rotate(rotate).await,
+            SessionStore::Redis(s) => s.rotate(rotate, stamp).await,
             SessionStore::Sqlite(s) => s.rotate(rotate).await,
         }
     }

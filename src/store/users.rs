@@ -43,13 +43,6 @@ impl UserStore {
         }
     }
 
-    pub async fn exists(&self, id: Uuid) -> Result<bool> {
-        match self {
-            UserStore::Postgres(s) => s.exists(id).await,
-            UserStore::Sqlite(s) => s.exists(id).await,
-        }
-    }
-
     pub async fn ping(&self) -> Result<()> {
         match self {
             UserStore::Postgres(s) => s.ping().await,

@@ -662,6 +662,8 @@ async fn me_for_a_deleted_user_is_session_revoked() {
 
     app.execute("DELETE FROM users WHERE email = $1", &email)
         .await;
+    app.user_changed(claims_of(&session.access)["sub"].as_str().unwrap())
+        .await;
 
     let response = app.me_with(&session.access).await;
     assert_eq!(
@@ -671,6 +673,45 @@ async fn me_for_a_deleted_user_is_session_revoked() {
     assert_error(response, 401, "session_revoked").await;
     let refresh = app.refresh_with(&session.refresh).await;
     assert_error(refresh, 401, "session_revoked").await;
+}
+
+async fn name_seen(app: &TestApp, access: &str) -> String {
+    let response = app.me_with(access).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["data"]["user"]["name"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_changed_user_is_served_changed_once_announced_even_after_its_stamp_is_lost() {
+    let app = spawn_app().await;
+    let email = app.register_user().await;
+    let session = login_session(&app, &email).await;
+    let user = claims_of(&session.access)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(name_seen(&app, &session.access).await, "Test User");
+
+    app.execute("UPDATE users SET name = 'Renamed' WHERE email = $1", &email)
+        .await;
+    app.user_changed(&user).await;
+    assert_eq!(name_seen(&app, &session.access).await, "Renamed");
+
+    // A changed user is not logged out: the refresh reads it again and rotates.
+    let refreshed = app.refresh_with(&session.refresh).await;
+    assert_eq!(refreshed.status(), 200);
+    let next = session_from(&refreshed);
+
+    // A lost stamp is set anew before the user is read again.
+    app.lose_user_stamp(&user).await;
+    app.execute(
+        "UPDATE users SET name = 'Renamed twice' WHERE email = $1",
+        &email,
+    )
+    .await;
+    assert_eq!(name_seen(&app, &next.access).await, "Renamed twice");
+    assert_eq!(app.refresh_with(&next.refresh).await.status(), 200);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1353,7 +1394,7 @@ async fn no_entry_outlives_its_token_after_login_or_refresh() {
         .as_str()
         .unwrap()
         .to_owned();
-    let session = entries_naming(&app, &format!("{{{sid}}}:sess")).await;
+    let session = entries_naming(&app, &format!("}}:{sid}:sess")).await;
     assert_eq!(session.len(), 1, "{session:?}");
     assert_ends_after_exp(
         &session[0],

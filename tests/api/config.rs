@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::cookie::SameSite;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rs256_auth::config::{Database, Settings};
+use rs256_auth::config::{Database, RedisTarget, Settings};
 use rs256_auth::service::tokens::{TokenType, Tokens};
 use uuid::Uuid;
 
@@ -260,7 +260,7 @@ fn defaults_match_the_documented_table() {
         Database::Sqlite("data/rs256-auth.db".into()),
         "the embedded store"
     );
-    assert_eq!(settings.redis_url, None, "sessions in the SQLite file");
+    assert_eq!(settings.redis, None, "sessions in the SQLite file");
     assert_eq!(settings.port, 8000);
     assert_eq!(settings.host, "0.0.0.0");
     assert_eq!(settings.client_origins, ["http://localhost:3000"]);
@@ -349,13 +349,37 @@ fn same_site_durations_and_max_ages_parse() {
 #[test]
 fn redis_url_accepts_a_bare_host_port_and_a_database_index() {
     assert_eq!(
-        settings_with(&[("REDIS_URL", Some("127.0.0.1:6379"))]).redis_url,
-        Some("redis://127.0.0.1:6379".to_owned())
+        settings_with(&[("REDIS_URL", Some("127.0.0.1:6379"))]).redis,
+        Some(RedisTarget::Single("redis://127.0.0.1:6379".to_owned()))
     );
     assert_eq!(
-        settings_with(&[("REDIS_URL", Some("redis://cache:6379/3"))]).redis_url,
-        Some("redis://cache:6379/3".to_owned())
+        settings_with(&[("REDIS_URL", Some("redis://cache:6379/3"))]).redis,
+        Some(RedisTarget::Single("redis://cache:6379/3".to_owned()))
     );
+}
+
+#[test]
+fn redis_cluster_urls_name_the_seed_nodes_and_exclude_redis_url() {
+    assert_eq!(
+        settings_with(&[
+            ("REDIS_URL", None),
+            (
+                "REDIS_CLUSTER_URLS",
+                Some("127.0.0.1:7001, redis://127.0.0.1:7002")
+            )
+        ])
+        .redis,
+        Some(RedisTarget::Cluster(vec![
+            "redis://127.0.0.1:7001".to_owned(),
+            "redis://127.0.0.1:7002".to_owned()
+        ]))
+    );
+    let both = load(&vars_with(&[(
+        "REDIS_CLUSTER_URLS",
+        Some("redis://127.0.0.1:7001"),
+    )]));
+    let error = both.err().expect("both Redis settings are refused");
+    assert!(names(&error, "REDIS_CLUSTER_URLS"), "{error}");
 }
 
 #[test]
@@ -374,12 +398,12 @@ fn database_url_names_postgres_or_a_sqlite_file() {
     }
     // SQLite users with Redis sessions is allowed; SQLite alone keeps sessions in the file.
     let mixed = settings_with(&[("DATABASE_URL", Some("sqlite:users.db"))]);
-    assert!(mixed.redis_url.is_some());
+    assert!(mixed.redis.is_some());
     let alone = settings_with(&[
         ("DATABASE_URL", Some("sqlite:users.db")),
         ("REDIS_URL", None),
     ]);
-    assert_eq!(alone.redis_url, None);
+    assert_eq!(alone.redis, None);
 }
 
 #[test]

@@ -300,17 +300,18 @@ async fn sqlite_users_beside_redis_sessions_work_together() {
 
     assert_eq!(health["checks"], json!({"sqlite": "up", "redis": "up"}));
     assert_eq!(app.me_with(&session.access).await.status(), 200);
-    let sid = claims_of(&session.access)["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut conn = deadpool_redis::redis::Client::open(redis.as_str())
+    let claims = claims_of(&session.access);
+    let (user, sid) = (
+        claims["sub"].as_str().unwrap(),
+        claims["sid"].as_str().unwrap(),
+    );
+    let mut conn = redis::Client::open(redis.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let key = format!("{prefix}{{{sid}}}:sess");
-    let exists: bool = deadpool_redis::redis::cmd("EXISTS")
+    let key = format!("{prefix}{{{user}}}:{sid}:sess");
+    let exists: bool = redis::cmd("EXISTS")
         .arg(&key)
         .query_async(&mut conn)
         .await
@@ -321,19 +322,19 @@ async fn sqlite_users_beside_redis_sessions_work_together() {
         rows.iter().all(|e| !e.key.contains(":sess")),
         "and not in the file: {rows:?}"
     );
-    let _: () = deadpool_redis::redis::cmd("DEL")
+    let _: () = redis::cmd("DEL")
         .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
     assert_error(app.me_with(&session.access).await, 401, "session_revoked").await;
 
-    let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+    let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    let _: () = deadpool_redis::redis::cmd("DEL")
+    let _: () = redis::cmd("DEL")
         .arg(keys)
         .query_async(&mut conn)
         .await

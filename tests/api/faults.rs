@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deadpool_redis::redis;
 use reqwest::{RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -92,7 +91,7 @@ impl PrivateRedis {
         }
     }
 
-    /// Connections from others (the app's pool), not counting the one asking.
+    /// Connections from others (the app's), not counting the one asking.
     async fn other_clients(&self) -> usize {
         let mut conn = self.connection().await.unwrap();
         let list: String = redis::cmd("CLIENT")
@@ -379,25 +378,17 @@ async fn assert_status(what: &str, request: RequestBuilder, status: u16) -> Resp
     response
 }
 
-/// Fills the app's Redis pool with idle connections: a frozen server must not cost a
-/// request one timeout per idle connection.
-async fn fill_redis_pool(app: &TestApp, redis: &PrivateRedis, at_least: usize) {
-    for _ in 0..10 {
-        let mut burst = JoinSet::new();
-        for _ in 0..64 {
-            burst.spawn(health(app).send());
-        }
-        while let Some(sent) = burst.join_next().await {
-            assert_eq!(sent.unwrap().unwrap().status(), 200);
-        }
-        if redis.other_clients().await >= at_least {
-            return;
-        }
+/// Puts 64 concurrent requests through the app's Redis connection; returns how many
+/// connections the app holds to Redis (one: every request shares it).
+async fn load_redis_connection(app: &TestApp, redis: &PrivateRedis) -> usize {
+    let mut burst = JoinSet::new();
+    for _ in 0..64 {
+        burst.spawn(health(app).send());
     }
-    panic!(
-        "the app opened only {} Redis connections",
-        redis.other_clients().await
-    );
+    while let Some(sent) = burst.join_next().await {
+        assert_eq!(sent.unwrap().unwrap().status(), 200);
+    }
+    redis.other_clients().await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -442,12 +433,16 @@ async fn a_frozen_redis_answers_503_fast_and_sessions_survive_the_thaw() {
     let app = spawn_app_with(&[("REDIS_URL", &redis.url())]).await;
     let (email, kept) = app.logged_in_user().await;
     let (_, logged_out) = app.logged_in_user().await;
-    fill_redis_pool(&app, &redis, 20).await;
+    assert_eq!(load_redis_connection(&app, &redis).await, 1);
 
     redis.freeze();
 
-    // The first request meets every idle connection of the pool.
-    assert_unavailable("me", me(&app, &kept.access)).await;
+    // Every request waiting on the shared connection gets its answer in time.
+    let mut burst = JoinSet::new();
+    for _ in 0..64 {
+        burst.spawn(assert_unavailable("me", me(&app, &kept.access)));
+    }
+    burst.join_all().await;
     assert_unavailable("login", login(&app, &email)).await;
     assert_unavailable("refresh", refresh(&app, &kept.refresh)).await;
     assert_unavailable("logout", logout(&app, &logged_out.access)).await;
@@ -478,6 +473,54 @@ async fn a_write_that_redis_never_answers_gives_503_fast() {
     assert_unavailable("logout", logout(&app, &session.access)).await;
 
     redis.unpause().await;
+    assert_status("login", login(&app, &email), 200).await;
+}
+
+/// An admin connection to a Redis that requires `password`.
+async fn admin(redis: &PrivateRedis, password: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://:{password}@127.0.0.1:{}", redis.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn set_password(conn: &mut redis::aio::MultiplexedConnection, password: &str) {
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Postgres and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL, run with --include-ignored"]
+async fn a_redis_that_refuses_the_password_answers_503_and_the_service_recovers_when_it_accepts_it()
+{
+    require_production();
+    let redis = PrivateRedis::start().await;
+    set_password(&mut redis.connection().await.unwrap(), "first").await;
+    let url = format!("redis://:first@127.0.0.1:{}", redis.port);
+    let app = spawn_app_with(&[("REDIS_URL", &url)]).await;
+    let email = app.register_user().await;
+    assert_status("login", login(&app, &email), 200).await;
+
+    // The password changes under the service and its connection drops: reconnecting fails
+    // with an authentication error, not an I/O one.
+    let mut conn = admin(&redis, "first").await;
+    set_password(&mut conn, "second").await;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_unavailable("login", login(&app, &email)).await;
+    assert_unavailable("login again", login(&app, &email)).await;
+
+    set_password(&mut conn, "first").await;
+    wait_until_healthy(&app).await;
     assert_status("login", login(&app, &email), 200).await;
 }
 

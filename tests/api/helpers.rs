@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use deadpool_redis::redis;
 use reqwest::Response;
 use reqwest::header::HeaderMap;
 use rs256_auth::config::Settings;
@@ -443,6 +442,29 @@ impl TestApp {
             .expect("redis")
     }
 
+    /// Announces that the user changed, as the service does after changing one: every
+    /// instance reads the user again. Only the Redis store keeps copies to announce it to.
+    pub async fn user_changed(&self, user: &str) {
+        if let TestStore::Production { prefix, .. } = &self.store {
+            let user: Uuid = user.parse().expect("a user id");
+            let key = rs256_auth::store::redis::sessions::stamp_key(prefix, user);
+            let () = redis::AsyncCommands::set(&mut self.redis().await, key, "changed")
+                .await
+                .expect("SET");
+        }
+    }
+
+    /// Removes the user's stamp, as a Redis that lost it (a restart, an eviction) would.
+    pub async fn lose_user_stamp(&self, user: &str) {
+        if let TestStore::Production { prefix, .. } = &self.store {
+            let user: Uuid = user.parse().expect("a user id");
+            let key = rs256_auth::store::redis::sessions::stamp_key(prefix, user);
+            let () = redis::AsyncCommands::del(&mut self.redis().await, key)
+                .await
+                .expect("DEL");
+        }
+    }
+
     /// Every live entry of the session and counter store.
     pub async fn store_entries(&self) -> Vec<StoreEntry> {
         match &self.store {
@@ -498,17 +520,20 @@ async fn redis_entries(
 async fn sqlite_entries(conn: &mut SqliteConnection) -> Vec<StoreEntry> {
     let now = chrono::Utc::now().timestamp_millis();
     let rows = sqlx::query(
-        "SELECT '{' || sid || '}:sess' AS key, expires_at, user_id AS value FROM sessions
+        "SELECT '{' || user_id || '}:' || sid || ':sess' AS key, expires_at, user_id AS value
+         FROM sessions
          UNION ALL
-         SELECT '{' || sid || '}:tok:' || token_uuid, expires_at,
+         SELECT '{' || user_id || '}:' || sid || ':tok:' || token_uuid, expires_at,
                 user_id || coalesce('|' || access_uuid, '')
                 || coalesce('|' || next_access || '|' || next_refresh || '|' || next_iat, '')
          FROM tokens
          UNION ALL
-         SELECT '{' || sid || '}:grace:' || token_uuid, grace_until, '1'
+         SELECT '{' || user_id || '}:' || sid || ':grace:' || token_uuid, grace_until, '1'
          FROM tokens WHERE grace_until IS NOT NULL
          UNION ALL
-         SELECT '{' || sid || '}:reused', expires_at, token_uuid FROM reused_sessions
+         SELECT '{' || coalesce((SELECT t.user_id FROM tokens t WHERE t.token_uuid = r.token_uuid),
+                                '?') || '}:' || sid || ':reused', expires_at, token_uuid
+         FROM reused_sessions r
          UNION ALL
          SELECT key, expires_at, CAST(count AS TEXT) FROM login_attempts",
     )

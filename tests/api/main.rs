@@ -5,6 +5,7 @@ mod helpers;
 
 mod ambiguous;
 mod auth_flow;
+mod cluster;
 mod config;
 mod edges;
 mod embedded;

@@ -1,17 +1,20 @@
 //! Failed-login counters in Redis.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::redis;
+use redis::{AsyncCommands, Script};
 
 use crate::error::Result;
 use crate::store::attempts::Count;
 use crate::store::millis;
-use crate::store::redis::{RedisPool, command_failed};
+use crate::store::redis::Redis;
 
 /// Counts one attempt; a counter without a TTL (never expected) gets one, so none is permanent.
 /// KEYS: the counter. ARGV: window ms. Returns the count and the ms left in the window.
-const COUNT: &str = r"
+static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local n = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
@@ -19,38 +22,45 @@ if ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {n, ttl}
-";
+",
+    )
+});
 
 /// Takes back one attempt, unless the window has already ended (and never below zero).
-const UNCOUNT: &str = r"
+static UNCOUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local n = tonumber(redis.call('GET', KEYS[1]))
 if n and n > 0 then redis.call('DECR', KEYS[1]) end
 return 0
-";
+",
+    )
+});
 
+/// Each counter is one key with one script, so it works the same on a cluster: the email's
+/// and the IP's counters may live on different nodes, and no command touches both.
 pub struct Counters {
-    pool: RedisPool,
+    redis: Redis,
     prefix: String,
 }
 
 impl Counters {
-    pub fn new(pool: RedisPool, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         Counters {
-            pool,
+            redis,
             prefix: prefix.to_owned(),
         }
     }
 
     pub async fn count(&self, key: &str, window: Duration) -> Result<Count> {
-        let mut conn = self.pool.get().await?;
-        let (attempts, ttl_ms): (u64, u64) = redis::cmd("EVAL")
-            .arg(COUNT)
-            .arg(1)
-            .arg(format!("{}{key}", self.prefix))
-            .arg(millis(window))
-            .query_async(&mut *conn)
-            .await
-            .map_err(command_failed)?;
+        let mut count = COUNT.prepare_invoke();
+        count
+            .key(format!("{}{key}", self.prefix))
+            .arg(millis(window));
+        let (attempts, ttl_ms): (u64, u64) = self
+            .redis
+            .run(async |c| count.invoke_async(c).await)
+            .await?;
         Ok(Count {
             attempts,
             ttl: Duration::from_millis(ttl_ms),
@@ -58,17 +68,17 @@ impl Counters {
     }
 
     pub async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.del(format!("{}{email_key}", self.prefix)).ignore();
-        if let Some(ip_key) = ip_key {
-            pipe.cmd("EVAL")
-                .arg(UNCOUNT)
-                .arg(1)
-                .arg(format!("{}{ip_key}", self.prefix))
-                .ignore();
-        }
-        let mut conn = self.pool.get().await?;
-        let _: () = pipe.query_async(&mut *conn).await.map_err(command_failed)?;
-        Ok(())
+        let email_key = format!("{}{email_key}", self.prefix);
+        let clear_email = self.redis.run(async |c| c.del::<_, ()>(&email_key).await);
+        let Some(ip_key) = ip_key else {
+            return clear_email.await;
+        };
+        let mut uncount = UNCOUNT.prepare_invoke();
+        uncount.key(format!("{}{ip_key}", self.prefix));
+        let uncount_ip = self
+            .redis
+            .run(async |c| uncount.invoke_async::<i64>(c).await.map(drop));
+        let (email, ip) = tokio::join!(clear_email, uncount_ip);
+        email.and(ip)
     }
 }

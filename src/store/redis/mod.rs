@@ -1,82 +1,274 @@
-//! Sessions and login counters in Redis, through one bounded pool.
+//! Sessions and login counters in Redis, over one shared multiplexed connection (or a
+//! cluster connection).
+//!
+//! Why not a pool: every deadpool-redis checkout sends `UNWATCH` and `PING` before the
+//! command, so `/api/users/me` paid three round trips for one `MGET`. With 64 concurrent
+//! tasks doing that `MGET` (`cargo bench --bench redis_connections`), a pool of 32 gave
+//! about 46k/s, one shared multiplexed connection 285k/s, four shared ones 210k/s: one
+//! connection pipelines the commands of all requests on one socket. None of our commands
+//! can block it (no `BLPOP`, no `WATCH`; atomic work is a script or a `MULTI` sent as one
+//! pipeline). `docs/performance.md` has the figures.
 
 pub mod attempts;
 pub mod entry;
 pub mod sessions;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use deadpool_redis::redis::{AsyncConnectionConfig, RedisError};
-use deadpool_redis::{Connection, Manager, Pool, PoolConfig, PoolError, Runtime, Timeouts};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
+use redis::{
+    AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult,
+    Value,
+};
+use tokio::runtime::Handle;
+use tokio::sync::OnceCell;
 
+use crate::config::RedisTarget;
 use crate::error::{AppError, Result};
 use crate::store::STORE_TIMEOUT;
 
 /// A Redis command takes well under a millisecond; no answer this late means a frozen server.
-/// deadpool's timeouts cover only the checkout, not the commands sent afterwards.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The pool, with its checkout bounded as a whole.
-///
-/// deadpool bounds each step (the wait for a slot, one recycle, one create), but a checkout
-/// recycles idle connections one after another. Against a frozen server each recycle costs
-/// a response timeout, so a full pool of 32 held a request for 17 s.
+/// A handle to Redis, cheap to clone. Nothing connects until the first command, so the
+/// service starts while Redis is down and answers 503 until it is up.
 #[derive(Clone)]
-pub struct RedisPool {
-    pool: Pool,
+pub struct Redis {
+    target: Arc<Target>,
 }
 
-impl RedisPool {
-    /// A live connection within the store timeout, or 503.
-    pub async fn get(&self) -> Result<Connection> {
-        match tokio::time::timeout(STORE_TIMEOUT, self.pool.get()).await {
-            Ok(conn) => conn.map_err(fail),
+enum Target {
+    Single(Single),
+    /// Connected on first use; then it follows the cluster's slots and reconnects by itself.
+    Cluster(LazyCluster),
+}
+
+/// One server's shared connection, replaced after a failure: the next command after a
+/// timeout or a drop connects anew, and a connection that failed in any way (refused,
+/// a rejected password, a full server) is never kept.
+struct Single {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    /// The connection and its generation, so that a failure drops only the connection it
+    /// happened on, not one made since.
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// One connection attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    /// The runtime that drives connections: the service's main one, not an HTTP worker's,
+    /// so that no worker's CPU-bound work delays the Redis answers of the others.
+    runtime: Handle,
+}
+
+struct LazyCluster {
+    client: ClusterClient,
+    conn: OnceCell<ClusterConnection>,
+    runtime: Handle,
+}
+
+/// One connection of either kind, for the commands, pipelines and scripts of `redis`.
+#[derive(Clone)]
+pub enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Small request-and-answer writes: Nagle's algorithm would hold them back.
+fn tcp() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
+impl Redis {
+    /// Checks the settings only; see the type for when it connects. Call it on the runtime
+    /// that should drive the connections.
+    pub fn new(target: &RedisTarget) -> Result<Self, String> {
+        let runtime = Handle::current();
+        let target = match target {
+            RedisTarget::Single(url) => {
+                let info = url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|e| format!("REDIS_URL: {e}"))?
+                    .set_tcp_settings(tcp());
+                let client = redis::Client::open(info).map_err(|e| format!("REDIS_URL: {e}"))?;
+                Target::Single(Single {
+                    client,
+                    config: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                        .set_response_timeout(Some(RESPONSE_TIMEOUT)),
+                    current: Mutex::new(None),
+                    connecting: tokio::sync::Mutex::new(()),
+                    generation: AtomicU64::new(0),
+                    runtime,
+                })
+            }
+            RedisTarget::Cluster(nodes) => {
+                let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .tcp_settings(tcp())
+                    .retries(2)
+                    .build()
+                    .map_err(|e| format!("REDIS_CLUSTER_URLS: {e}"))?;
+                Target::Cluster(LazyCluster {
+                    client,
+                    conn: OnceCell::new(),
+                    runtime,
+                })
+            }
+        };
+        Ok(Redis {
+            target: Arc::new(target),
+        })
+    }
+
+    /// Runs `work` on the shared connection, bounded by the store timeout as a whole:
+    /// a request waits no longer than that for Redis, connecting included, then answers 503.
+    pub async fn run<T>(&self, work: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>) -> Result<T> {
+        let bounded = async {
+            let (generation, mut conn) = self.conn().await?;
+            let result = work(&mut conn).await;
+            if let (Err(e), Target::Single(single)) = (&result, &*self.target)
+                && lost(e)
+            {
+                single.discard(generation);
+            }
+            result.map_err(command_failed)
+        };
+        match tokio::time::timeout(STORE_TIMEOUT, bounded).await {
+            Ok(result) => result,
             Err(_) => Err(AppError::unavailable(
                 "redis",
-                "no connection within the timeout",
+                "no answer within the timeout",
             )),
         }
     }
 
+    async fn conn(&self) -> Result<(u64, Conn)> {
+        match &*self.target {
+            Target::Single(single) => {
+                let (generation, conn) = single.conn().await?;
+                Ok((generation, Conn::Single(conn)))
+            }
+            Target::Cluster(cluster) => {
+                let conn = cluster
+                    .conn
+                    .get_or_try_init(|| {
+                        let client = cluster.client.clone();
+                        on(&cluster.runtime, async move {
+                            client.get_async_connection().await
+                        })
+                    })
+                    .await
+                    .map_err(|e| AppError::unavailable("redis", e))?;
+                Ok((0, Conn::Cluster(conn.clone())))
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.get().await?;
-        let _: String = deadpool_redis::redis::cmd("PING")
-            .query_async(&mut *conn)
+        self.run(async |conn| redis::cmd("PING").query_async::<String>(conn).await)
             .await
-            .map_err(command_failed)?;
-        Ok(())
+            .map(drop)
     }
 }
 
-/// A lazy pool: the service starts while Redis is down, and answers 503 until it is up.
-pub fn connect(url: &str) -> Result<RedisPool, String> {
-    let connection = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    let manager =
-        Manager::new_with_config(url, connection).map_err(|e| format!("REDIS_URL: {e}"))?;
-    let mut config = PoolConfig::new(32);
-    config.timeouts = Timeouts {
-        wait: Some(STORE_TIMEOUT),
-        create: Some(STORE_TIMEOUT),
-        recycle: Some(STORE_TIMEOUT),
-    };
-    let pool = Pool::builder(manager)
-        .config(config)
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| format!("REDIS_URL: {e}"))?;
-    Ok(RedisPool { pool })
+impl Single {
+    fn held(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn conn(&self) -> Result<(u64, MultiplexedConnection)> {
+        if let Some(held) = self.held() {
+            return Ok(held);
+        }
+        let _turn = self.connecting.lock().await;
+        if let Some(held) = self.held() {
+            return Ok(held);
+        }
+        let (client, config) = (self.client.clone(), self.config.clone());
+        // Any failure to connect is the store being unavailable, whatever its kind.
+        let conn = on(&self.runtime, async move {
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        })
+        .await
+        .map_err(|e| AppError::unavailable("redis", e))?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, conn.clone()));
+        Ok((generation, conn))
+    }
+
+    fn discard(&self, generation: u64) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|(held, _)| *held == generation)
+        {
+            *current = None;
+        }
+    }
 }
 
-fn fail(e: PoolError) -> AppError {
-    AppError::unavailable("redis", e)
+/// Runs `connect` as a task of `runtime`, where the connection's driver then lives.
+async fn on<T: Send + 'static>(
+    runtime: &Handle,
+    connect: impl Future<Output = RedisResult<T>> + Send + 'static,
+) -> RedisResult<T> {
+    runtime.spawn(connect).await.map_err(|e| {
+        RedisError::from(std::io::Error::other(format!(
+            "connecting was cancelled: {e}"
+        )))
+    })?
+}
+
+/// Whether the connection an error came on can no longer be trusted.
+fn lost(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
 /// A Redis that is gone or frozen is 503; a refused command is a defect.
 pub fn command_failed(e: RedisError) -> AppError {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+    if lost(&e) || e.is_cluster_error() {
         AppError::unavailable("redis", e)
     } else {
         AppError::internal(e)

@@ -51,14 +51,6 @@ impl Users {
         self.one("id = ?", id.hyphenated().to_string()).await
     }
 
-    pub async fn exists(&self, id: Uuid) -> Result<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
-            .bind(id.hyphenated())
-            .fetch_one(&self.db.reader)
-            .await
-            .map_err(fail)
-    }
-
     pub async fn ping(&self) -> Result<()> {
         self.db.ping().await
     }

@@ -1,0 +1,274 @@
+//! Sessions and login counters on a real Redis Cluster: three masters started here from
+//! `redis-server`, and two instances of the service on them that must behave as one.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use reqwest::Response;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// A three-master cluster on free local ports, stopped and removed on drop.
+struct RedisCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    _dir: TempDir,
+}
+
+impl RedisCluster {
+    fn start() -> Self {
+        let dir = TempDir::new();
+        let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+        let nodes = ports
+            .iter()
+            .map(|port| {
+                Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                    .args(["--dir", &dir.path().to_string_lossy()])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .args(["--logfile", &format!("{port}.log")])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("redis-server (Debian's redis-server package)")
+            })
+            .collect();
+        let cluster = RedisCluster {
+            nodes,
+            ports,
+            _dir: dir,
+        };
+        for port in &cluster.ports {
+            cluster.wait_for(*port, "PING", "PONG");
+        }
+        let create = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (Debian's redis-tools package)");
+        assert!(
+            create.status.success(),
+            "{}",
+            String::from_utf8_lossy(&create.stdout)
+        );
+        for port in &cluster.ports {
+            cluster.wait_for(*port, "CLUSTER INFO", "cluster_state:ok");
+        }
+        cluster
+    }
+
+    fn wait_for(&self, port: u16, command: &str, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("redis-cli")
+                .args(["-p", &port.to_string()])
+                .args(command.split(' '))
+                .output()
+                .expect("redis-cli");
+            if String::from_utf8_lossy(&out.stdout).contains(expected) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {port}: no {expected}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn urls(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Each node's own keys under `prefix`, with their hash slots.
+    async fn keys_by_node(&self, prefix: &str) -> Vec<Vec<(String, i64)>> {
+        let mut by_node = Vec::new();
+        for port in &self.ports {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+            let mut with_slots = Vec::new();
+            for key in keys {
+                let slot: i64 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                with_slots.push((key, slot));
+            }
+            by_node.push(with_slots);
+        }
+        by_node
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+async fn login_at(address: &str, email: &str, password: &str) -> Response {
+    plain_client()
+        .post(format!("{address}/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn logout_at(address: &str, token: &str) -> Response {
+    plain_client()
+        .post(format!("{address}/api/auth/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn name_seen_at(address: &str, access: &str) -> String {
+    let response = me_at(address, access).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["data"]["user"]["name"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server and redis-cli (Debian's redis-server and redis-tools): run with --include-ignored"]
+async fn two_instances_on_a_three_master_cluster_behave_as_one() {
+    let cluster = RedisCluster::start();
+    let prefix = format!("cluster-{}:", Uuid::new_v4().simple());
+    let urls = cluster.urls();
+    let settings = [
+        // Blank counts as unset: the users' store stays, sessions go to the cluster.
+        ("REDIS_URL", ""),
+        ("REDIS_CLUSTER_URLS", urls.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("LOGIN_ATTEMPTS_LIMIT", "3"),
+        ("REFRESH_REUSE_GRACE", "1s"),
+    ];
+    let a = spawn_app_on(TestStore::fresh().await, &settings).await;
+    let b = a.sibling(&settings).await;
+
+    for address in [&a.address, &b] {
+        let health: Value = plain_client()
+            .get(format!("{address}/api/healthchecker"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["checks"]["redis"], "up", "{health}");
+    }
+
+    // Sessions made on one instance are live on the other, for users on every node.
+    let mut users = Vec::new();
+    for i in 0..12 {
+        let email = a.register_user().await;
+        let at = if i % 2 == 0 { &a.address } else { &b };
+        let login = login_at(at, &email, PASSWORD).await;
+        assert_eq!(login.status(), 200);
+        let session = session_from(&login);
+        assert_eq!(me_at(&a.address, &session.access).await.status(), 200);
+        assert_eq!(me_at(&b, &session.access).await.status(), 200);
+        users.push((email, session));
+    }
+    let by_node = cluster.keys_by_node(&prefix).await;
+    assert!(
+        by_node.iter().filter(|keys| !keys.is_empty()).count() >= 2,
+        "users spread over the masters: {by_node:?}"
+    );
+    // Each user's keys share one slot, which is what lets one MGET or script cover them.
+    for (_, session) in &users {
+        let user = claims_of(&session.access)["sub"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let slots: std::collections::BTreeSet<i64> = by_node
+            .iter()
+            .flatten()
+            .filter(|(key, _)| key.contains(&user))
+            .map(|(_, slot)| *slot)
+            .collect();
+        assert_eq!(slots.len(), 1, "{user}: {by_node:?}");
+    }
+
+    // Rotation on B, an in-grace replay on A gets the very same tokens.
+    let (_, first) = &users[0];
+    let rotated = refresh_at(&b, &first.refresh).await;
+    assert_eq!(rotated.status(), 200);
+    let next = session_from(&rotated);
+    let replay = refresh_at(&a.address, &first.refresh).await;
+    assert_eq!(replay.status(), 200);
+    let again = session_from(&replay);
+    assert_eq!(
+        (&again.access, &again.refresh),
+        (&next.access, &next.refresh)
+    );
+    // After the grace window the replay is reuse, and the session ends on both.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_error(
+        refresh_at(&a.address, &first.refresh).await,
+        401,
+        "refresh_reused",
+    )
+    .await;
+    assert_error(me_at(&b, &next.access).await, 401, "session_revoked").await;
+    assert_error(refresh_at(&b, &next.refresh).await, 401, "session_revoked").await;
+
+    // A logout on A ends the session on B.
+    let (_, second) = &users[1];
+    assert_eq!(logout_at(&a.address, &second.access).await.status(), 200);
+    assert_error(me_at(&b, &second.access).await, 401, "session_revoked").await;
+
+    // Failed logins count across both instances.
+    let (email, _) = &users[2];
+    for at in [&a.address, &b, &a.address] {
+        assert_eq!(login_at(at, email, "wrong password").await.status(), 401);
+    }
+    let limited = login_at(&b, email, PASSWORD).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+
+    // A change to a user, announced by moving its stamp, is served by both at once.
+    let (email, third) = &users[3];
+    assert_eq!(name_seen_at(&a.address, &third.access).await, "Test User");
+    assert_eq!(name_seen_at(&b, &third.access).await, "Test User");
+    a.execute("UPDATE users SET name = 'Renamed' WHERE email = $1", email)
+        .await;
+    let user: Uuid = claims_of(&third.access)["sub"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = redis::cluster::ClusterClient::new(vec![urls.split(',').next().unwrap()]).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let stamp = rs256_auth::store::redis::sessions::stamp_key(&prefix, user);
+    let () = conn.set(&stamp, "moved").await.unwrap();
+    assert_eq!(name_seen_at(&a.address, &third.access).await, "Renamed");
+    assert_eq!(name_seen_at(&b, &third.access).await, "Renamed");
+}
