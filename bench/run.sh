@@ -401,7 +401,7 @@ for var in BENCH_MODES BENCH_THREADS BENCH_CONNECTIONS BENCH_DURATION BENCH_BIN;
     [[ -z ${!var:-} ]] || command_line="$var=${!var} $command_line"
 done
 if commit=$(git rev-parse --short HEAD 2>/dev/null); then
-    git diff --quiet HEAD -- || commit="$commit + local changes"
+    git diff --quiet HEAD -- . ':!bench/results' || commit="$commit + local changes"
 else
     commit="(not a git checkout)"
 fi
