@@ -174,14 +174,7 @@ async fn two_instances_on_a_three_master_cluster_behave_as_one() {
     let b = a.sibling(&settings).await;
 
     for address in [&a.address, &b] {
-        let health: Value = plain_client()
-            .get(format!("{address}/api/healthchecker"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = get_json(&format!("{address}/api/healthchecker")).await;
         assert_eq!(health["checks"]["redis"], "up", "{health}");
     }
 

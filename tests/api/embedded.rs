@@ -112,14 +112,7 @@ async fn with_no_store_configured_the_binary_serves_from_a_file_it_creates() {
         "password hashes are for the service's user only"
     );
     assert_eq!(mode(&dir.path().join("data")), 0o700);
-    let health: Value = plain_client()
-        .get(format!("{}/api/healthchecker", binary.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(&format!("{}/api/healthchecker", binary.address)).await;
     assert_eq!(health["checks"], json!({"sqlite": "up"}));
     let says_so: Vec<String> = binary
         .log_lines()

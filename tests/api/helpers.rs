@@ -250,6 +250,18 @@ pub fn plain_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// The JSON body of a GET without cookies.
+pub async fn get_json(url: &str) -> Value {
+    plain_client()
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// One stored entry as Redis would list it: key without the prefix, milliseconds left, value.
 /// The embedded store's rows are listed under the same names, so that one test pins both.
 #[derive(Debug, Clone)]

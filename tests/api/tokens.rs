@@ -527,14 +527,7 @@ async fn a_token_with_a_non_ascii_char_is_invalid() {
 async fn issued_tokens_have_rs256_headers_with_distinct_kids() {
     let app = spawn_app().await;
     let session = login(&app).await;
-    let raw_jwks: Value = plain_client()
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw_jwks = get_json(&app.url("/.well-known/jwks.json")).await;
     let keys = raw_jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1, "{raw_jwks}");
     assert_eq!(keys[0]["alg"], "RS256");
