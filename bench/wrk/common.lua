@@ -55,3 +55,14 @@ function report(summary, latency)
 end
 
 done = report
+
+-- One ready request per seeded user: a login with the right password.
+function login_requests()
+  local requests, password = {}, os.getenv("BENCH_PASSWORD")
+  for _, email in ipairs(lines(os.getenv("BENCH_USERS"))) do
+    local body = string.format('{"email":"%s","password":"%s"}', email, password)
+    table.insert(requests, wrk.format("POST", "/api/auth/login",
+      { ["Content-Type"] = "application/json" }, body))
+  end
+  return requests
+end

@@ -22,12 +22,7 @@ function init()
   for _, line in ipairs(my_lines(os.getenv("BENCH_TOKENS"))) do
     table.insert(idle, session(tokens(line)))
   end
-  local password = os.getenv("BENCH_PASSWORD")
-  for _, email in ipairs(lines(os.getenv("BENCH_USERS"))) do
-    local body = string.format('{"email":"%s","password":"%s"}', email, password)
-    table.insert(logins, wrk.format("POST", "/api/auth/login",
-      { ["Content-Type"] = "application/json" }, body))
-  end
+  logins = login_requests()
 end
 
 function request()
