@@ -97,6 +97,16 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// How many argon2 computations may run at once (each holds ~19 MiB).
     pub hash_concurrency: usize,
+    /// `METRICS_PORT`: serve `/metrics` there (on `host`) instead of on `port`.
+    pub metrics_port: Option<u16>,
+    pub log_format: LogFormat,
+}
+
+/// `LOG_FORMAT`: lines for people (the default), or JSON lines for a log pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Settings {
@@ -138,12 +148,17 @@ impl Settings {
                 "(or REDIS_CLUSTER_URLS) is required when DATABASE_URL is Postgres (several instances must share sessions)",
             ));
         }
+        let port = env.number("PORT", 8000)?;
+        let metrics_port = env.metrics_port()?;
+        if port != 0 && metrics_port == Some(port) {
+            return Err(bad("METRICS_PORT", "must differ from PORT"));
+        }
         Ok(Settings {
             database,
             redis,
             redis_key_prefix: env.or("REDIS_KEY_PREFIX", "rs256:"),
             host: env.or("HOST", "0.0.0.0"),
-            port: env.number("PORT", 8000)?,
+            port,
             client_origins: env.origins()?,
             access_keys: env.key_pair("ACCESS_TOKEN")?,
             refresh_keys: env.key_pair("REFRESH_TOKEN")?,
@@ -164,6 +179,8 @@ impl Settings {
             login_attempts_ip_limit: env.limit("LOGIN_ATTEMPTS_IP_LIMIT", 100)?,
             trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
             hash_concurrency: env.number("HASH_CONCURRENCY", default_hash_concurrency())?,
+            metrics_port,
+            log_format: env.log_format()?,
         })
     }
 }
@@ -204,6 +221,28 @@ impl Env<'_> {
                 Ok(Some(RedisTarget::Cluster(nodes)))
             }
             (None, None) => Ok(None),
+        }
+    }
+
+    fn metrics_port(&self) -> Result<Option<u16>, ConfigError> {
+        let Some(raw) = self.get("METRICS_PORT") else {
+            return Ok(None);
+        };
+        let port: u16 = raw
+            .parse()
+            .map_err(|_| bad("METRICS_PORT", format!("`{raw}` is not a port number")))?;
+        Ok(Some(port))
+    }
+
+    fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self
+            .get("LOG_FORMAT")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(v) => Err(bad("LOG_FORMAT", format!("`{v}` is not text or json"))),
         }
     }
 

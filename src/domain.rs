@@ -30,16 +30,30 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// The user object of docs/api.md.
-#[derive(Debug, Serialize)]
+/// The user object of docs/api.md: exactly these fields, never the password hash or a token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserView<'a> {
+    /// The `sub` of the user's tokens.
     pub id: Uuid,
+    /// As registered, trimmed.
+    #[schema(example = "Ada")]
     pub name: &'a str,
+    /// Trimmed and lowercased.
+    #[schema(format = "email", example = "ada@example.com")]
     pub email: &'a str,
+    /// `user` for every account created by register.
+    #[schema(example = "user")]
     pub role: &'a str,
+    /// As given at register, or `default.png`.
+    #[schema(example = "default.png")]
     pub photo: &'a str,
+    /// `false`: the service sends no verification mail.
     pub verified: bool,
+    /// `local`.
+    #[schema(example = "local")]
     pub provider: &'a str,
+    /// RFC 3339, UTC, to the microsecond.
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -5,9 +5,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One bad field of a `validation_failed` answer.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
+    /// As named in the JSON body (`passwordConfirm`), or `body`, `Authorization`, a cookie.
+    #[schema(example = "passwordConfirm")]
     pub field: String,
+    #[schema(example = "must match password")]
     pub message: String,
 }
 
@@ -46,16 +50,20 @@ pub enum AppError {
     RefreshReused,
     #[error("cross-site request refused")]
     OriginForbidden,
+    /// `cause` names what was unavailable (a store, or `argon2`), for the metrics.
     #[error("the service is temporarily unavailable")]
-    ServiceUnavailable,
+    ServiceUnavailable { cause: &'static str },
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     /// Details go to the log (inside the request's span, with its id), never to the client.
+    /// `store` names the store that failed, if one did, for the metrics.
     #[error("internal error")]
-    Internal,
+    Internal { store: Option<&'static str> },
 }
+
+const STORES: [&str; 3] = ["postgres", "redis", "sqlite"];
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -74,10 +82,10 @@ impl AppError {
             AppError::SessionRevoked => "session_revoked",
             AppError::RefreshReused => "refresh_reused",
             AppError::OriginForbidden => "origin_forbidden",
-            AppError::ServiceUnavailable => "service_unavailable",
+            AppError::ServiceUnavailable { .. } => "service_unavailable",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
-            AppError::Internal => "internal_error",
+            AppError::Internal { .. } => "internal_error",
         }
     }
 
@@ -100,13 +108,31 @@ impl AppError {
     /// Logs an unexpected failure and hides it from the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        AppError::Internal
+        AppError::Internal { store: None }
     }
 
-    /// Logs a store outage and answers 503, so clients retry instead of giving up.
-    pub fn unavailable(store: &str, cause: impl std::fmt::Display) -> Self {
-        tracing::error!(store, error = %cause, "store unavailable");
-        AppError::ServiceUnavailable
+    /// As `internal`, for a store's unexpected failure.
+    pub fn store_failed(store: &'static str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(store, error = %cause, "store failed");
+        AppError::Internal { store: Some(store) }
+    }
+
+    /// Logs an outage (of a store, of argon2's queue, ...) and answers 503, so clients retry
+    /// instead of giving up.
+    pub fn unavailable(what: &'static str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(what, %error, "unavailable");
+        AppError::ServiceUnavailable { cause: what }
+    }
+
+    /// The store a failure came from, and its kind (`unavailable` or `failed`).
+    pub fn store_error(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            AppError::ServiceUnavailable { cause } if STORES.contains(cause) => {
+                Some((cause, "unavailable"))
+            }
+            AppError::Internal { store: Some(store) } => Some((store, "failed")),
+            _ => None,
+        }
     }
 }
 
@@ -134,10 +160,10 @@ impl ResponseError for AppError {
             | AppError::RefreshReused => StatusCode::UNAUTHORIZED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::OriginForbidden => StatusCode::FORBIDDEN,
-            AppError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -39,10 +39,41 @@ async fn main() -> ExitCode {
 
 async fn serve() -> Result<(), String> {
     let settings = Settings::load().map_err(|e| e.to_string())?;
-    telemetry::init();
+    telemetry::init(settings.log_format);
     let app = Application::build(settings).await?;
-    tracing::info!(port = app.port(), "listening");
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    tracing::info!(
+        port = app.port(),
+        metrics_port = app.metrics_port(),
+        "listening"
+    );
+    let stopper = app.stopper();
+    let signals = stop_signal()?;
+    tokio::spawn(async move {
+        let name = signals.await;
+        tracing::info!(
+            signal = name,
+            "stopping: no new connections; requests in flight finish (up to 30 s)"
+        );
+        stopper.stop().await;
+    });
+    app.run_until_stopped().await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT. Registered before serving, so a
+/// signal that comes early is not lost.
+fn stop_signal() -> Result<impl Future<Output = &'static str>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let mut term = listen(SignalKind::terminate())?;
+    let mut int = listen(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
 }
 
 fn generate_keys(args: &[String]) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! /api/auth: register, login, refresh, logout.
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use validator::{Validate, ValidationErrors};
 
@@ -11,7 +11,7 @@ use crate::http::client;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::http::credentials::{bearer_token, cookie};
 use crate::http::state::AppState;
-use crate::http::{no_store, success};
+use crate::http::{no_store, openapi, success};
 use crate::service::auth::{Registration, SessionTokens};
 
 const DEFAULT_PHOTO: &str = "default.png";
@@ -103,6 +103,28 @@ fn fields_has(errors: &[FieldError], field: &str) -> bool {
     errors.iter().any(|e| e.field == field)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    tag = "auth",
+    summary = "Register",
+    description = "Creates a user. Does not log in and sets no cookie.",
+    request_body = openapi::RegisterRequest,
+    responses(
+        (status = 201, description = "The new user.", body = openapi::UserAnswer),
+        (status = 400, description = "`validation_failed`: a body that is not one JSON object \
+            or repeats a key (`errors[0].field` is `body`), fields that are missing, of the \
+            wrong type or break a rule (one `errors` entry per field), or an ambiguous request.",
+            body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 409, description = "`email_taken`: an account with this email already exists, \
+            in any letter case.", body = openapi::Error),
+        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
+        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<JsonObject>,
@@ -113,6 +135,43 @@ pub async fn register(
     Ok(HttpResponse::Created().json(success(json!({"data": {"user": user.view()}}))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    summary = "Log in",
+    description = "Checks the email and password and starts a new session (the user's other \
+        sessions go on). The access token is in the body and in a cookie; the refresh token \
+        only in its cookie. Attempts are limited per email and per client IP (see 429).",
+    request_body = openapi::LoginRequest,
+    responses(
+        (status = 200, description = "Logged in.", body = openapi::LoggedIn,
+            headers(
+                ("Set-Cookie" = String, description = "Three cookies: `access_token` (HttpOnly, Path=/, \
+                    Max-Age the access lifetime), `refresh_token` (HttpOnly, Path=/api/auth, \
+                    Max-Age the refresh lifetime) and `logged_in=true` (readable by scripts, \
+                    Path=/), with the configured SameSite, Secure and Domain."),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, description = "`validation_failed`: a body that is not one JSON object \
+            or repeats a key, `email` or `password` missing or not a string (not counted as an \
+            attempt), or an ambiguous request.", body = openapi::Error),
+        (status = 401, description = "`invalid_credentials`: an unknown email or a wrong \
+            password (the same answer, in the same time), or a password over 128 characters.",
+            body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
+        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
+        (status = 429, description = "`rate_limited`: over `LOGIN_ATTEMPTS_LIMIT` failed \
+            attempts (default 10) for this email, or over `LOGIN_ATTEMPTS_IP_LIMIT` (default 100) \
+            from this client IP (an IPv6 /64), within `LOGIN_ATTEMPTS_WINDOW` (default 15m); \
+            the right password included. Sets no cookie.", body = openapi::Error,
+            headers(("Retry-After" = u64, description = "Whole seconds left in the window, at \
+                least 1."))),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -135,6 +194,45 @@ pub async fn login(
 }
 
 /// POST (and, for older clients, GET) /api/auth/refresh.
+#[utoipa::path(
+    method(post, get),
+    path = "/api/auth/refresh",
+    tag = "auth",
+    summary = "Refresh",
+    description = "Turns a refresh token into a new access and refresh token of the same \
+        session; the presented one is used up. Reads the `refresh_token` cookie, or, without \
+        that cookie, `Authorization: Bearer <refresh token>`. No body is read. Within \
+        `REFRESH_REUSE_GRACE` (default 10s) a second refresh with the same token (another tab) \
+        gets the same new tokens; after it, the whole session ends (`refresh_reused`). \
+        GET exists for older clients; prefer POST.",
+    security(("refresh_cookie" = []), ("refresh_bearer" = [])),
+    responses(
+        (status = 200, description = "The session's new tokens; `refresh_token` in the body \
+            only when the refresh token came as a Bearer header.", body = openapi::Refreshed,
+            headers(
+                ("Set-Cookie" = String, description = "Three cookies: `access_token` (HttpOnly, Path=/, \
+                    Max-Age the access lifetime), `refresh_token` (HttpOnly, Path=/api/auth, \
+                    Max-Age the refresh lifetime) and `logged_in=true` (readable by scripts, \
+                    Path=/), with the configured SameSite, Secure and Domain."),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 401, description = "`not_logged_in` (no refresh token), `token_invalid` (not \
+            a valid refresh token, an access token included), `token_expired`, \
+            `session_revoked` (the session ended or the user no longer exists) or \
+            `refresh_reused` (an already rotated refresh token after the grace window: the \
+            session is ended now). The cookies are cleared.", body = openapi::Error,
+            headers(
+                ("Set-Cookie" = String, description = "The three cookies, cleared: empty, `Max-Age=0`, \
+                    an `Expires` in the past, with the attributes they were set with."),
+                ("WWW-Authenticate" = String, description = "`Bearer` for `not_logged_in`, \
+                    `Bearer error=\"invalid_token\"` for the others."),
+            )),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let from_cookie = cookie(&req, REFRESH_COOKIE);
     let (token, from_header) = match from_cookie {
@@ -148,9 +246,11 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     match result {
         Ok(tokens) => session_response(&state, &tokens, from_header),
         Err(e) => {
-            let mut response = no_store(e.error_response());
+            let dead = e.is_dead_token();
+            // From the error itself, so that the metrics see what it was.
+            let mut response = no_store(HttpResponse::from_error(e));
             // Only a definitively dead token clears cookies; an outage must not log anyone out.
-            if e.is_dead_token() {
+            if dead {
                 state.cookies.clear(&mut response);
             }
             response
@@ -159,6 +259,31 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
 }
 
 /// POST (and GET) /api/auth/logout: idempotent, always clears the cookies unless a store is down.
+#[utoipa::path(
+    method(post, get),
+    path = "/api/auth/logout",
+    tag = "auth",
+    summary = "Log out",
+    description = "Ends the session of every token the request carries that still verifies \
+        (the Bearer token, the `access_token` and the `refresh_token` cookie, each taken as an \
+        access or a refresh token), and clears the cookies. Safe to call without a token or \
+        twice. GET exists for older clients; prefer POST.",
+    security((), ("access_cookie" = []), ("refresh_cookie" = []), ("access_bearer" = []),
+        ("refresh_bearer" = [])),
+    responses(
+        (status = 200, description = "Logged out (or was not logged in).", body = openapi::Success,
+            headers(
+                ("Set-Cookie" = String, description = "The three cookies, cleared: empty, `Max-Age=0`, \
+                    an `Expires` in the past, with the attributes they were set with."),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = "`service_unavailable`: a store cannot be reached; no \
+            cookie is cleared, so the client can try again.", body = openapi::Error),
+    )
+)]
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
     let candidates: Vec<String> = [
         bearer_token(&req),

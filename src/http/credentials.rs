@@ -5,7 +5,7 @@ use actix_web::cookie::Cookie;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpRequest, ResponseError};
+use actix_web::{Error, HttpRequest, HttpResponse};
 
 use crate::error::AppError;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
@@ -18,7 +18,7 @@ pub async fn refuse_ambiguous(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     if let Some(field) = ambiguity(req.headers()) {
-        let refused = AppError::validation(field, "must be sent once").error_response();
+        let refused = HttpResponse::from_error(AppError::validation(field, "must be sent once"));
         return Ok(req.into_response(refused).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -3,8 +3,24 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 
+use crate::http::openapi;
 use crate::http::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "keys",
+    summary = "The public keys of access tokens",
+    description = "A bare JWK Set (RFC 7517), without the `status` envelope, for JWT libraries. \
+        Refresh-token keys are never listed. Check `alg` is RS256, pick the key by the token's \
+        `kid`, and check `iss`, `aud`, `exp`, `nbf` and `typ == \"access\"`; logouts are not \
+        visible this way: ask `/api/users/me` when that matters.",
+    responses(
+        (status = 200, description = "The keys: the signing key first.", body = openapi::Jwks,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+    )
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))

@@ -5,13 +5,13 @@ use std::fmt;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
 use serde_json::json;
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -132,7 +132,9 @@ impl ResponseError for Tagged {
     }
 }
 
-/// tracing-actix-web's root span, plus our request id.
+/// The span of a request, around every line it logs: our request id, the method, and the
+/// route's pattern rather than the path, so that nothing a client typed into a URL (a token
+/// in a query, say) reaches the log.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -142,11 +144,39 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        tracing_actix_web::root_span!(request, x_request_id = %id)
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = method_label(request.method()),
+            route = request.match_pattern().as_deref().unwrap_or(UNMATCHED),
+            status = tracing::field::Empty,
+        )
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let status = match outcome {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        span.record("status", status.as_u16());
+        tracing::debug!(parent: &span, "answered");
+    }
+}
+
+/// The route label of a path that matches no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The standard methods by name, anything else as `other`: a method is a client's free text.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 

@@ -8,7 +8,9 @@ pub mod credentials;
 pub mod guard;
 pub mod health;
 pub mod jwks;
+pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod origin;
 pub mod state;
 pub mod users;
@@ -22,6 +24,11 @@ use crate::error::AppError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/api/livez")
+            .route(web::get().to(health::live))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
         web::resource("/api/healthchecker")
             .route(web::get().to(health::check))
             .default_service(not_allowed("GET")),
@@ -61,10 +68,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/.well-known/jwks.json")
             .route(web::get().to(jwks::jwks))
             .default_service(not_allowed("GET")),
+    )
+    .configure(openapi::docs);
+}
+
+/// `/metrics`, on the main port or on `METRICS_PORT`'s.
+pub fn metrics_route(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::render))
+            .default_service(not_allowed("GET")),
     );
 }
 
-fn not_allowed(allow: &'static str) -> Route {
+pub(crate) fn not_allowed(allow: &'static str) -> Route {
     web::to(move || async move { Err::<HttpResponse, _>(AppError::MethodNotAllowed { allow }) })
 }
 

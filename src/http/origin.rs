@@ -6,7 +6,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpRequest, ResponseError, web};
+use actix_web::{Error, HttpRequest, HttpResponse, web};
 
 use crate::error::AppError;
 use crate::http::client;
@@ -21,7 +21,8 @@ pub async fn same_site_only(
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal("AppState is not registered"))?;
     if is_cross_site(req.request(), state) {
-        let refused = AppError::OriginForbidden.error_response();
+        // From the error, so that the metrics see what it was.
+        let refused = HttpResponse::from_error(AppError::OriginForbidden);
         return Ok(req.into_response(refused).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus::IntCounterVec;
 use uuid::Uuid;
 
 use crate::domain::{Email, NewUser, User};
@@ -63,6 +64,8 @@ pub struct AuthService {
     grace: Duration,
     verified: VerifiedTokens,
     user_copies: Users,
+    /// `auth_refreshes_total{outcome}`.
+    refreshes: IntCounterVec,
 }
 
 fn entry(claims: &Claims) -> TokenEntry {
@@ -92,8 +95,15 @@ fn token_ref(claims: &Claims) -> TokenRef {
 }
 
 impl AuthService {
-    pub fn new(stores: Stores, tokens: Tokens, passwords: Passwords, grace: Duration) -> Self {
+    pub fn new(
+        stores: Stores,
+        tokens: Tokens,
+        passwords: Passwords,
+        grace: Duration,
+        refreshes: IntCounterVec,
+    ) -> Self {
         AuthService {
+            refreshes,
             users: stores.users,
             sessions: stores.sessions,
             attempts: stores.attempts,
@@ -164,6 +174,21 @@ impl AuthService {
     /// A token rotated moments ago (another tab's race) gets the very same successors; one
     /// rotated before the grace window is a replay, and ends the session.
     pub async fn refresh(&self, token: &str) -> Result<SessionTokens> {
+        let result = self.rotate(token).await;
+        let outcome = match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(AppError::RefreshReused) => "reused",
+            Err(AppError::SessionRevoked) => "revoked",
+            Err(AppError::TokenExpired) => "expired",
+            Err(AppError::TokenInvalid | AppError::NotLoggedIn) => "invalid",
+            Err(AppError::ServiceUnavailable { .. }) => "unavailable",
+            Err(_) => "error",
+        };
+        self.refreshes.with_label_values(&[outcome]).inc();
+        result.map(|(tokens, _)| tokens)
+    }
+
+    async fn rotate(&self, token: &str) -> Result<(SessionTokens, &'static str)> {
         let old = self.tokens.verify(token, TokenType::Refresh)?;
         let (mut access, mut refresh) = self.tokens.pair(old.sub, old.sid)?;
         let rotate = Rotate {
@@ -196,14 +221,15 @@ impl AuthService {
                 break;
             }
         }
-        match rotation {
-            Rotation::Rotated => {}
+        let outcome = match rotation {
+            Rotation::Rotated => "rotated",
             Rotation::InGrace(won) => {
                 let tokens = &self.tokens;
                 access =
                     tokens.claims_at(old.sub, old.sid, TokenType::Access, won.access, won.iat)?;
                 refresh =
                     tokens.claims_at(old.sub, old.sid, TokenType::Refresh, won.refresh, won.iat)?;
+                "in_grace"
             }
             Rotation::Reused => {
                 tracing::warn!(sid = %old.sid, "refresh token reused after rotation; session revoked");
@@ -212,12 +238,12 @@ impl AuthService {
             Rotation::Revoked => return Err(gone(&old)),
             Rotation::UserChanged => {
                 return Err(AppError::unavailable(
-                    "redis",
+                    "refresh",
                     "the user changed at every try of a refresh",
                 ));
             }
-        }
-        self.sign_pair(&access, &refresh)
+        };
+        Ok((self.sign_pair(&access, &refresh)?, outcome))
     }
 
     /// Ends the session of every one of `candidates` that verifies, as an access or a refresh

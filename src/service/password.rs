@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use prometheus::{Histogram, IntGauge};
 use tokio::sync::{Semaphore, oneshot};
 use tracing::Span;
 
@@ -44,29 +45,42 @@ pub struct Passwords {
     jobs: SyncSender<Job>,
     /// Verified against when the email is unknown, so both failures cost the same time.
     dummy_hash: Arc<str>,
+    queue: QueueMetrics,
+}
+
+/// What the queue in front of the threads looks like: hashes waiting, and how long each waited.
+#[derive(Clone)]
+pub struct QueueMetrics {
+    pub depth: IntGauge,
+    pub wait: Histogram,
 }
 
 impl Passwords {
-    pub fn new(concurrency: usize) -> Result<Self, String> {
-        Self::with_dummy_password(concurrency, &uuid::Uuid::new_v4().to_string())
+    pub fn new(concurrency: usize, queue: QueueMetrics) -> Result<Self, String> {
+        Self::with_dummy_password(concurrency, &uuid::Uuid::new_v4().to_string(), queue)
     }
 
-    fn with_dummy_password(concurrency: usize, dummy: &str) -> Result<Self, String> {
+    fn with_dummy_password(
+        concurrency: usize,
+        dummy: &str,
+        queue: QueueMetrics,
+    ) -> Result<Self, String> {
         let concurrency = concurrency.max(1);
         let dummy = hash_now(dummy, &mut Memory::new()).map_err(|e| format!("argon2: {e}"))?;
-        let (jobs, queue) = sync_channel::<Job>(concurrency);
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, received) = sync_channel::<Job>(concurrency);
+        let received = Arc::new(Mutex::new(received));
         for i in 0..concurrency {
-            let queue = queue.clone();
+            let received = received.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || hashing_thread(&queue))
+                .spawn(move || hashing_thread(&received))
                 .map_err(|e| format!("argon2: cannot start a hashing thread: {e}"))?;
         }
         Ok(Passwords {
             permits: Arc::new(Semaphore::new(concurrency)),
             jobs,
             dummy_hash: dummy.into(),
+            queue,
         })
     }
 
@@ -92,8 +106,13 @@ impl Passwords {
         work: impl FnOnce(&mut Memory) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         // A queue this long means the machine cannot keep up: answer 503 rather than hang.
-        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.permits.clone().acquire_owned())
-            .await
+        let queued = std::time::Instant::now();
+        self.queue.depth.inc();
+        let permit =
+            tokio::time::timeout(QUEUE_TIMEOUT, self.permits.clone().acquire_owned()).await;
+        self.queue.depth.dec();
+        self.queue.wait.observe(queued.elapsed().as_secs_f64());
+        let permit = permit
             .map_err(|_| AppError::unavailable("argon2", "hashing queue is full"))?
             .map_err(AppError::internal)?;
         let span = Span::current();
@@ -223,6 +242,13 @@ pub fn verify_now(password: &str, hash: &str, memory: &mut Memory) -> bool {
 mod tests {
     use super::*;
 
+    fn detached() -> QueueMetrics {
+        QueueMetrics {
+            depth: IntGauge::new("depth", "depth").unwrap(),
+            wait: Histogram::with_opts(prometheus::HistogramOpts::new("wait", "wait")).unwrap(),
+        }
+    }
+
     #[test]
     fn hashes_are_argon2id_and_verify() {
         let memory = &mut Memory::new();
@@ -277,7 +303,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_fails_even_with_the_dummy_password() {
-        let passwords = Passwords::with_dummy_password(1, "the dummy password").unwrap();
+        let passwords =
+            Passwords::with_dummy_password(1, "the dummy password", detached()).unwrap();
         assert!(
             !passwords
                 .verify("the dummy password".into(), None)
@@ -296,7 +323,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_hashes_run_at_once_than_permitted() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let passwords = Passwords::with_dummy_password(2, "dummy").unwrap();
+        let queue = detached();
+        let passwords = Passwords::with_dummy_password(2, "dummy", queue.clone()).unwrap();
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut jobs = tokio::task::JoinSet::new();
@@ -318,5 +346,12 @@ mod tests {
             result.unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
+        // Every job went through the queue, and none is left in it.
+        assert_eq!(queue.wait.get_sample_count(), 8);
+        assert!(
+            queue.wait.get_sample_sum() > 0.05,
+            "six of eight jobs waited"
+        );
+        assert_eq!(queue.depth.get(), 0);
     }
 }

@@ -132,6 +132,6 @@ fn fail(e: sqlx::Error) -> AppError {
         {
             AppError::unavailable("postgres", e)
         }
-        other => AppError::internal(other),
+        other => AppError::store_failed("postgres", other),
     }
 }

@@ -95,6 +95,13 @@ fn each_malformed_setting_is_refused_naming_its_variable() {
         ),
         ("PORT", vec![("PORT", Some("abc"))]),
         ("PORT", vec![("PORT", Some("70000"))]),
+        ("METRICS_PORT", vec![("METRICS_PORT", Some("metrics"))]),
+        ("METRICS_PORT", vec![("METRICS_PORT", Some("70000"))]),
+        ("LOG_FORMAT", vec![("LOG_FORMAT", Some("xml"))]),
+        (
+            "METRICS_PORT",
+            vec![("PORT", Some("9000")), ("METRICS_PORT", Some("9000"))],
+        ),
         (
             "ACCESS_TOKEN_EXPIRED_IN",
             vec![("ACCESS_TOKEN_EXPIRED_IN", Some("15x"))],

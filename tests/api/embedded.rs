@@ -2,97 +2,15 @@
 //! that survive a restart, a file that cannot be written, many writers at once, and SQLite
 //! users beside Redis sessions (that one on the production stores).
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::Executor;
 use tokio::task::JoinSet;
 
+use crate::binary::Binary;
 use crate::helpers::*;
-
-/// The binary, started in `dir` with the dev keys and nothing else: no `DATABASE_URL`, no
-/// `REDIS_URL`. Its log lines are collected; it is killed (SIGKILL, as a crash) on drop.
-struct Binary {
-    child: Child,
-    address: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Binary {
-    async fn start(dir: &TempDir) -> Self {
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rs256-auth"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("HASH_CONCURRENCY", "2")
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for kind in ["ACCESS", "REFRESH"] {
-            for part in ["PRIVATE", "PUBLIC"] {
-                let file = key_path(&format!("{}_{}", kind.to_lowercase(), part.to_lowercase()));
-                command.env(format!("{kind}_TOKEN_{part}_KEY_FILE"), file);
-            }
-        }
-        let mut child = command.spawn().expect("rs256-auth");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let binary = Binary {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        binary.wait_until_serving().await;
-        binary
-    }
-
-    async fn wait_until_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let health = plain_client()
-                .get(format!("{}/api/healthchecker", self.address))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the binary did not serve: {:?}",
-                self.log.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn with_no_store_configured_the_binary_serves_from_a_file_it_creates() {
@@ -206,6 +124,18 @@ async fn a_file_another_process_keeps_locked_answers_503_fast_and_recovers() {
     assert_error(refresh, 503, "service_unavailable").await;
     let health = assert_error(health, 503, "service_unavailable").await;
     assert_eq!(health["checks"], json!({"sqlite": "down"}));
+    assert_eq!(
+        app.get("/api/livez").await.status(),
+        200,
+        "alive all the same"
+    );
+    let metrics = metrics_text(&app.url("/metrics")).await;
+    let unavailable = [("store", "sqlite"), ("kind", "unavailable")];
+    assert_eq!(
+        metric(&metrics, "store_errors_total", &unavailable),
+        Some(2.0),
+        "login and refresh"
+    );
 
     other_process.execute("ROLLBACK").await.unwrap();
 

@@ -410,6 +410,17 @@ async fn a_stopped_redis_answers_503_fast_and_the_service_recovers_when_it_retur
     assert_unavailable("refresh", refresh(&app, &session.refresh)).await;
     assert_unavailable("logout", logout(&app, &session.access)).await;
     assert_health_says(&app, "up", "down").await;
+    assert_eq!(
+        app.get("/api/livez").await.status(),
+        200,
+        "alive all the same"
+    );
+    let metrics = metrics_text(&app.url("/metrics")).await;
+    let unavailable = [("store", "redis"), ("kind", "unavailable")];
+    assert_eq!(
+        metric(&metrics, "store_errors_total", &unavailable),
+        Some(4.0)
+    );
 
     redis.restart().await;
     wait_until_healthy(&app).await;

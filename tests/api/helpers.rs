@@ -175,6 +175,8 @@ impl TestStore {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// `METRICS_PORT`'s port, when the test set it.
+    pub metrics_port: Option<u16>,
     /// Keeps cookies like a browser.
     pub client: reqwest::Client,
     pub store: TestStore,
@@ -197,7 +199,7 @@ fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var("TEST_LOG").is_ok() {
-            rs256_auth::telemetry::init();
+            rs256_auth::telemetry::init(rs256_auth::config::LogFormat::Text);
         }
     });
 }
@@ -214,18 +216,20 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 /// Starts the app on the given stores.
 pub async fn spawn_app_on(store: TestStore, overrides: &[(&str, &str)]) -> TestApp {
     init_logs();
-    let address = start(&store, overrides).await;
+    let (address, metrics_port) = start(&store, overrides).await;
     let port = address.rsplit(':').next().and_then(|p| p.parse().ok());
     TestApp {
         address,
         port: port.expect("port"),
+        metrics_port,
         client: cookie_client(),
         store,
     }
 }
 
-/// Builds and starts an app on `store`; returns its `http://host:port`.
-async fn start(store: &TestStore, overrides: &[(&str, &str)]) -> String {
+/// Builds and starts an app on `store`; returns its `http://host:port`, and its metrics port
+/// when it has one of its own.
+async fn start(store: &TestStore, overrides: &[(&str, &str)]) -> (String, Option<u16>) {
     let mut vars = base_settings();
     vars.extend(store.vars());
     for (k, v) in overrides {
@@ -234,8 +238,9 @@ async fn start(store: &TestStore, overrides: &[(&str, &str)]) -> String {
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
-    address
+    (address, metrics_port)
 }
 
 pub fn cookie_client() -> reqwest::Client {
@@ -339,7 +344,7 @@ impl TestApp {
     /// A second instance of the service on the same stores, as behind a load balancer. It
     /// stops with the test; the first app owns the cleanup.
     pub async fn sibling(&self, overrides: &[(&str, &str)]) -> String {
-        start(&self.store, overrides).await
+        start(&self.store, overrides).await.0
     }
 
     /// The expected healthchecker `checks` of this app's stores.
@@ -780,4 +785,33 @@ pub async fn sleep_until_unix(unix_secs: i64) {
         .as_secs_f64();
     let wait = (unix_secs as f64 - now).max(0.0) + 0.05;
     tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+}
+
+/// The Prometheus text at `url` (a `/metrics`).
+pub async fn metrics_text(url: &str) -> String {
+    let response = plain_client().get(url).send().await.expect("request");
+    assert_eq!(response.status(), 200);
+    let kind = header(&response, "content-type").unwrap_or_default();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    response.text().await.expect("text")
+}
+
+/// The value of the sample `name` whose labels are exactly `labels` (in any order), if any.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    wanted.sort();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let mut found: Vec<String> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            found.sort();
+            (metric == name && found == wanted).then(|| value.parse().ok())?
+        })
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real app on a random port, on the embedded store by default or on
 //! real Postgres and Redis (see helpers.rs). One binary, so the app's dependencies link once.
 
+mod binary;
 mod helpers;
 
 mod ambiguous;
@@ -11,5 +12,8 @@ mod edges;
 mod embedded;
 mod expiry;
 mod faults;
+mod logs;
+mod openapi;
+mod operations;
 mod rate_limit;
 mod tokens;

@@ -271,6 +271,6 @@ pub fn command_failed(e: RedisError) -> AppError {
     if lost(&e) || e.is_cluster_error() {
         AppError::unavailable("redis", e)
     } else {
-        AppError::internal(e)
+        AppError::store_failed("redis", e)
     }
 }

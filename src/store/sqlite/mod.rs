@@ -152,9 +152,9 @@ fn fail(e: sqlx::Error) -> AppError {
             // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN, PERM
             match primary {
                 Some(5 | 6 | 8 | 10 | 13 | 14 | 3) => AppError::unavailable("sqlite", e),
-                _ => AppError::internal(e),
+                _ => AppError::store_failed("sqlite", e),
             }
         }
-        _ => AppError::internal(e),
+        _ => AppError::store_failed("sqlite", e),
     }
 }

@@ -1,0 +1,252 @@
+// The example's UI: three views (sign in, create an account, signed in) and the sessions
+// list. Every API call goes through auth.js.
+import { ApiError, createAuthClient } from './auth.js';
+
+// Where the API lives. `?api=http://localhost:8123` overrides it (the e2e test runs the API
+// on a free port), but only with a loopback host: a crafted link must not be able to send
+// the password typed into this page to some other server.
+const DEFAULT_API = 'http://localhost:8000';
+
+function apiBase() {
+  const override = new URLSearchParams(location.search).get('api');
+  if (!override) return DEFAULT_API;
+  try {
+    const url = new URL(override);
+    const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+    if (loopback && (url.protocol === 'http:' || url.protocol === 'https:')) return url.origin;
+  } catch {
+    // not a URL: fall through
+  }
+  console.warn(`ignoring ?api=${override}: only http(s) origins on localhost are accepted`);
+  return DEFAULT_API;
+}
+
+const $ = (id) => document.getElementById(id);
+
+// The error that ended the session, so that the action that ran into it does not show
+// it a second time as an error.
+let sessionEndedBy = null;
+
+const client = createAuthClient({
+  baseUrl: apiBase(),
+  onLoggedOut(error) {
+    sessionEndedBy = error;
+    showSignedOut(
+      {
+        refresh_reused:
+          'Your session was ended because its refresh token was used twice. Please sign in again.',
+        session_revoked: 'Your session has ended. Please sign in again.',
+      }[error.code] ?? 'Please sign in.',
+    );
+  },
+});
+
+// ---- views and messages -------------------------------------------------------------
+
+const VIEWS = ['view-login', 'view-register', 'view-profile'];
+
+function show(view) {
+  for (const id of VIEWS) $(id).hidden = id !== view;
+}
+
+function clearMessages() {
+  $('notice').hidden = true;
+  $('error').hidden = true;
+  $('error-fields').replaceChildren();
+  for (const slot of document.querySelectorAll('[data-error-for]')) slot.textContent = '';
+}
+
+function showNotice(text) {
+  clearMessages();
+  $('notice').textContent = text;
+  $('notice').hidden = false;
+}
+
+function showError(error) {
+  clearMessages();
+  $('error-message').textContent = error.message;
+  for (const { field, message } of error.errors) {
+    const item = document.createElement('li');
+    item.textContent = `${field}: ${message}`;
+    $('error-fields').append(item);
+    const slot = document.querySelector(`:not([hidden]) > form [data-error-for="${field}"]`);
+    if (slot) slot.textContent = message;
+  }
+  $('error').hidden = false;
+}
+
+function showSignedOut(message) {
+  $('profile-name').textContent = '';
+  $('profile-email').textContent = '';
+  $('sessions').hidden = true;
+  show('view-login');
+  showNotice(message);
+}
+
+// Runs a user action: clears the last message, counts the action in <body data-busy> (the
+// e2e test waits on that), disables the buttons meanwhile, and shows the API's error if
+// it fails.
+async function action(task) {
+  const body = document.body;
+  body.dataset.busy = String(Number(body.dataset.busy) + 1);
+  for (const button of document.querySelectorAll('button')) button.disabled = true;
+  clearMessages();
+  try {
+    await task();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error !== sessionEndedBy) showError(error); // onLoggedOut has said it already
+  } finally {
+    body.dataset.busy = String(Number(body.dataset.busy) - 1);
+    if (body.dataset.busy === '0') {
+      for (const button of document.querySelectorAll('button')) button.disabled = false;
+    }
+  }
+}
+
+// ---- signed in ----------------------------------------------------------------------
+
+async function loadProfile() {
+  const user = await client.me();
+  $('profile-name').textContent = user.name;
+  $('profile-email').textContent = user.email;
+  show('view-profile');
+  await loadSessions();
+}
+
+// ---- Sessions hook --------------------------------------------------------------------
+// GET /api/users/me/sessions and DELETE /api/users/me/sessions/{id} come with a later
+// version of the API:
+//   GET    → 200 {"status":"success","data":{"sessions":[{id, created_at, last_used_at,
+//            user_agent, ip, current}]}}
+//   DELETE → 200 {"status":"success"} (ending the current session clears the cookies, as
+//            logout does); 404 not_found for an unknown id.
+// Until then the list answers 404 not_found, and the section stays hidden.
+
+async function loadSessions() {
+  let sessions;
+  try {
+    ({ sessions } = (await client.request('/api/users/me/sessions')).data);
+  } catch (error) {
+    if (error.code === 'not_found') {
+      $('sessions').hidden = true;
+      return;
+    }
+    if (error === sessionEndedBy) throw error;
+    $('sessions-error').textContent = `Sessions: ${error.message}`;
+    $('sessions-error').hidden = false;
+    $('sessions').hidden = false;
+    return;
+  }
+  $('sessions-error').hidden = true;
+  $('sessions-list').replaceChildren(...sessions.map(sessionRow));
+  $('sessions').hidden = false;
+}
+
+function sessionRow(session) {
+  const row = document.createElement('tr');
+  row.dataset.sessionId = session.id;
+  const cell = (text) => {
+    const td = document.createElement('td');
+    td.textContent = text;
+    row.append(td);
+    return td;
+  };
+  cell(new Date(session.created_at).toLocaleString());
+  cell(new Date(session.last_used_at).toLocaleString());
+  const device = cell(session.current ? `This device · ${session.user_agent}` : session.user_agent);
+  device.className = 'user-agent';
+  device.title = session.user_agent;
+  cell(session.ip);
+  const end = document.createElement('button');
+  end.type = 'button';
+  end.className = 'secondary end-session';
+  end.textContent = 'End';
+  end.addEventListener('click', () => action(() => endSession(session)));
+  cell('').append(end);
+  return row;
+}
+
+async function endSession(session) {
+  try {
+    await client.request(`/api/users/me/sessions/${encodeURIComponent(session.id)}`, {
+      method: 'DELETE',
+    });
+  } catch (error) {
+    if (error.code !== 'not_found') throw error;
+    showNotice('That session had already ended.');
+    await loadSessions();
+    return;
+  }
+  if (session.current) {
+    showSignedOut('You ended this session.');
+  } else {
+    showNotice('Session ended.');
+    await loadSessions();
+  }
+}
+// ---- end of the sessions hook ---------------------------------------------------------
+
+// ---- wiring -------------------------------------------------------------------------
+
+$('login-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const { email, password } = Object.fromEntries(new FormData(form));
+  action(async () => {
+    await client.login({ email, password }); // the access token in the answer is not kept
+    form.reset();
+    await loadProfile();
+  });
+});
+
+$('register-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const fields = Object.fromEntries(new FormData(form));
+  action(async () => {
+    const user = await client.register(fields);
+    form.reset();
+    show('view-login');
+    $('login-email').value = user.email;
+    showNotice(`Account created for ${user.email}. Sign in with your password.`);
+    $('login-password').focus();
+  });
+});
+
+$('reload-profile').addEventListener('click', () => action(loadProfile));
+
+$('logout').addEventListener('click', () =>
+  action(async () => {
+    await client.logout();
+    showSignedOut('You have logged out.');
+  }),
+);
+
+$('show-register').addEventListener('click', (event) => {
+  event.preventDefault();
+  clearMessages();
+  show('view-register');
+  $('register-name').focus();
+});
+
+$('show-login').addEventListener('click', (event) => {
+  event.preventDefault();
+  clearMessages();
+  show('view-login');
+  $('login-email').focus();
+});
+
+// `logged_in` is the one cookie scripts may read: it says a session exists, without any
+// token. Only used to pick the first view; the API has the last word. (Cookies belong to a
+// host, whatever the port, so this page sees the API's cookie when both are on localhost.)
+function hasSessionCookie() {
+  return document.cookie.split('; ').some((pair) => pair.startsWith('logged_in=') && pair !== 'logged_in=');
+}
+
+if (hasSessionCookie()) {
+  show('view-profile');
+  action(loadProfile);
+} else {
+  show('view-login');
+}
