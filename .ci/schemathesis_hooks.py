@@ -18,3 +18,11 @@ def confirm_the_password(context, body):
     if isinstance(email, str) and "@" in email and email != "ada@example.com":
         body["email"] = uuid.uuid4().hex[:12] + email
     return body
+
+
+@schemathesis.hook("map_body").apply_to(method="POST", path="/api/users/me/password")
+def confirm_the_new_password(context, body):
+    """The same for a password change: newPasswordConfirm must equal newPassword."""
+    if isinstance(body, dict) and isinstance(body.get("newPassword"), str) and "newPasswordConfirm" in body:
+        body["newPasswordConfirm"] = body["newPassword"]
+    return body

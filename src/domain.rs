@@ -1,7 +1,7 @@
 //! The user as stored, and the view of it that clients may see.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A row of `users`. Holds the password hash, so it is never serialized, and `Debug`
@@ -42,7 +42,7 @@ pub struct UserView<'a> {
     /// Trimmed and lowercased.
     #[schema(format = "email", example = "ada@example.com")]
     pub email: &'a str,
-    /// `user` for every account created by register.
+    /// `user` or `admin`; `user` for every account created by register.
     #[schema(example = "user")]
     pub role: &'a str,
     /// As given at register, or `default.png`.
@@ -71,6 +71,40 @@ impl User {
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
+    }
+}
+
+/// What a user may do. Stored as its name (`user`, `admin`); anything else that a hand edit
+/// could leave in the column counts as `user`: the least privilege.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    /// `user` or `admin`, exactly; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl User {
+    /// The stored role, as authorization reads it.
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::User)
     }
 }
 

@@ -50,11 +50,17 @@ pub enum AppError {
     RefreshReused,
     #[error("cross-site request refused")]
     OriginForbidden,
+    /// A logged-in user whose role does not allow the request.
+    #[error("you are not allowed to do this")]
+    Forbidden,
     /// `cause` names what was unavailable (a store, or `argon2`), for the metrics.
     #[error("the service is temporarily unavailable")]
     ServiceUnavailable { cause: &'static str },
     #[error("no such route")]
     NotFound,
+    /// `not_found` too, for an id that is not a live session of the user.
+    #[error("no such session")]
+    NoSuchSession,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     /// Details go to the log (inside the request's span, with its id), never to the client.
@@ -82,8 +88,9 @@ impl AppError {
             AppError::SessionRevoked => "session_revoked",
             AppError::RefreshReused => "refresh_reused",
             AppError::OriginForbidden => "origin_forbidden",
+            AppError::Forbidden => "forbidden",
             AppError::ServiceUnavailable { .. } => "service_unavailable",
-            AppError::NotFound => "not_found",
+            AppError::NotFound | AppError::NoSuchSession => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::Internal { .. } => "internal_error",
         }
@@ -159,9 +166,9 @@ impl ResponseError for AppError {
             | AppError::SessionRevoked
             | AppError::RefreshReused => StatusCode::UNAUTHORIZED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::OriginForbidden => StatusCode::FORBIDDEN,
+            AppError::OriginForbidden | AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::NotFound | AppError::NoSuchSession => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }

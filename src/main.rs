@@ -3,13 +3,18 @@
 use std::process::ExitCode;
 
 use rs256_auth::config::Settings;
+use rs256_auth::domain::{Email, Role};
+use rs256_auth::error::AppError;
 use rs256_auth::service::keygen::{self, KeygenOptions};
 use rs256_auth::startup::Application;
+use rs256_auth::store::Stores;
 use rs256_auth::telemetry;
 
 const USAGE: &str =
     "usage: rs256-auth                 run the service (settings from the environment and app.env)
-       rs256-auth keys generate [--dir keys] [--bits 2048|3072|4096] [--force]";
+       rs256-auth keys generate [--dir keys] [--bits 2048|3072|4096] [--force]
+       rs256-auth users set-role EMAIL user|admin
+                                  set a user's role, on the stores the settings name";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -22,6 +27,8 @@ async fn main() -> ExitCode {
     {
         [] => serve().await,
         ["keys", "generate", ..] => generate_keys(&args[2..]),
+        ["users", "set-role", email, role] => set_role(email, role).await,
+        ["users", ..] => Err("usage: rs256-auth users set-role EMAIL user|admin".into()),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -74,6 +81,49 @@ fn stop_signal() -> Result<impl Future<Output = &'static str>, String> {
             _ = int.recv() => "SIGINT",
         }
     })
+}
+
+/// `users set-role EMAIL ROLE`, on the stores of the settings, as the service opens them.
+/// The user's stamp moves after the change, so running instances authorize by the new role
+/// from their next request.
+async fn set_role(email: &str, role: &str) -> Result<(), String> {
+    let role =
+        Role::parse(role).ok_or_else(|| format!("ROLE: must be user or admin, not `{role}`"))?;
+    let email = Email::normalize(email);
+    let settings = Settings::load().map_err(|e| e.to_string())?;
+    let stores = Stores::open(&settings).await?;
+    // Before changing anything: a role that running instances cannot be told of would be
+    // served from their copies of the user for up to a minute.
+    stores
+        .sessions
+        .ping()
+        .await
+        .map_err(|e| format!("{}; nothing was changed", store_problem(&e)))?;
+    let user = stores
+        .users
+        .set_role(&email, role)
+        .await
+        .map_err(|e| format!("{}; nothing was changed", store_problem(&e)))?
+        .ok_or_else(|| format!("no user with the email {}", email.as_str()))?;
+    stores.sessions.user_changed(user.id).await.map_err(|e| {
+        format!(
+            "{} is now {}, but running instances could not be told ({}); they see it within a minute",
+            user.email,
+            role.as_str(),
+            store_problem(&e)
+        )
+    })?;
+    println!("{} is now {}", user.email, role.as_str());
+    Ok(())
+}
+
+/// A store's failure, for a person at a terminal: which store, and how.
+fn store_problem(e: &AppError) -> String {
+    match e.store_error() {
+        Some((store, "unavailable")) => format!("{store} cannot be reached or written"),
+        Some((store, _)) => format!("{store} failed"),
+        None => e.to_string(),
+    }
 }
 
 fn generate_keys(args: &[String]) -> Result<(), String> {

@@ -161,15 +161,20 @@ fn cors(origins: &[String]) -> Cors {
     let cors = origins
         .iter()
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin));
-    cors.allowed_methods([http::Method::GET, http::Method::POST])
-        .allowed_headers([
-            http::header::AUTHORIZATION,
-            http::header::CONTENT_TYPE,
-            http::header::ACCEPT,
-        ])
-        .allowed_header("x-request-id")
-        .expose_headers(["x-request-id"])
-        .supports_credentials()
-        .block_on_origin_mismatch(false)
-        .max_age(3600)
+    cors.allowed_methods([
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::PATCH,
+        http::Method::DELETE,
+    ])
+    .allowed_headers([
+        http::header::AUTHORIZATION,
+        http::header::CONTENT_TYPE,
+        http::header::ACCEPT,
+    ])
+    .allowed_header("x-request-id")
+    .expose_headers(["x-request-id"])
+    .supports_credentials()
+    .block_on_origin_mismatch(false)
+    .max_age(3600)
 }

@@ -1,5 +1,5 @@
-// The example's UI: three views (sign in, create an account, signed in) and the sessions
-// list. Every API call goes through auth.js.
+// The example's UI: three views (sign in, create an account, signed in) and the list of
+// the user's sessions. Every API call goes through auth.js.
 import { ApiError, createAuthClient } from './auth.js';
 
 // Where the API lives. `?api=http://localhost:8123` overrides it (the e2e test runs the API
@@ -114,14 +114,14 @@ async function loadProfile() {
   await loadSessions();
 }
 
-// ---- Sessions hook --------------------------------------------------------------------
-// GET /api/users/me/sessions and DELETE /api/users/me/sessions/{id} come with a later
-// version of the API:
-//   GET    → 200 {"status":"success","data":{"sessions":[{id, created_at, last_used_at,
-//            user_agent, ip, current}]}}
-//   DELETE → 200 {"status":"success"} (ending the current session clears the cookies, as
-//            logout does); 404 not_found for an unknown id.
-// Until then the list answers 404 not_found, and the section stays hidden.
+// ---- sessions -----------------------------------------------------------------------
+//   GET    /api/users/me/sessions → 200 {"status":"success","data":{"sessions":[{id,
+//          created_at, last_used_at, user_agent, ip, current}]}}, newest first
+//   DELETE /api/users/me/sessions/{id} → 200 {"status":"success"} (ending the current
+//          session clears the cookies, as logout does); 404 not_found for an id that is
+//          not a live session of this user.
+// An older API without these routes answers 404 not_found to the list: the section then
+// stays hidden.
 
 async function loadSessions() {
   let sessions;
@@ -143,27 +143,68 @@ async function loadSessions() {
   $('sessions').hidden = false;
 }
 
+// A short name for a user agent, like "Firefox on Windows"; the tooltip shows all of it.
+function deviceName(userAgent) {
+  const pick = (names) => names.find(([pattern]) => pattern.test(userAgent))?.[1];
+  const browser = pick([
+    [/Edg(e|A|iOS)?\//, 'Edge'],
+    [/OPR\//, 'Opera'],
+    [/Firefox\/|FxiOS\//, 'Firefox'],
+    [/HeadlessChrome\//, 'Headless Chrome'],
+    [/Chrome\/|CriOS\//, 'Chrome'],
+    [/Safari\//, 'Safari'],
+  ]);
+  const system = pick([
+    [/Android/, 'Android'],
+    [/iPhone|iPad|iPod/, 'iOS'],
+    [/Windows/, 'Windows'],
+    [/CrOS/, 'ChromeOS'],
+    [/Mac OS X|Macintosh/, 'macOS'],
+    [/Linux/, 'Linux'],
+  ]);
+  if (browser && system) return `${browser} on ${system}`;
+  return userAgent || 'Unknown device';
+}
+
+// "Dec 2, 4:32 PM" in the user's locale; the tooltip has the full date.
+const SHORT_TIME = { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' };
+
 function sessionRow(session) {
   const row = document.createElement('tr');
   row.dataset.sessionId = session.id;
-  const cell = (text) => {
+  row.classList.toggle('current', session.current);
+  const cell = (text = '') => {
     const td = document.createElement('td');
     td.textContent = text;
     row.append(td);
     return td;
   };
-  cell(new Date(session.created_at).toLocaleString());
-  cell(new Date(session.last_used_at).toLocaleString());
-  const device = cell(session.current ? `This device · ${session.user_agent}` : session.user_agent);
-  device.className = 'user-agent';
-  device.title = session.user_agent;
-  cell(session.ip);
+  const device = cell();
+  device.className = 'device';
+  const name = document.createElement('span');
+  name.className = 'user-agent';
+  name.textContent = deviceName(session.user_agent);
+  name.title = session.user_agent;
+  device.append(name);
+  if (session.current) {
+    const here = document.createElement('small');
+    here.className = 'this-device';
+    here.textContent = 'This device';
+    device.append(here);
+  }
+  cell(session.ip).className = 'ip';
+  for (const at of [session.created_at, session.last_used_at]) {
+    const date = new Date(at);
+    const time = cell(date.toLocaleString([], SHORT_TIME));
+    time.className = 'time';
+    time.title = date.toLocaleString();
+  }
   const end = document.createElement('button');
   end.type = 'button';
   end.className = 'secondary end-session';
   end.textContent = 'End';
   end.addEventListener('click', () => action(() => endSession(session)));
-  cell('').append(end);
+  cell().append(end);
   return row;
 }
 
@@ -185,7 +226,6 @@ async function endSession(session) {
     await loadSessions();
   }
 }
-// ---- end of the sessions hook ---------------------------------------------------------
 
 // ---- wiring -------------------------------------------------------------------------
 

@@ -15,10 +15,13 @@ use crate::http::{no_store, openapi, success};
 use crate::service::auth::{Registration, SessionTokens};
 
 const DEFAULT_PHOTO: &str = "default.png";
+/// The rules of `name` and `photo`, at register and at a profile change.
+pub(crate) const NAME_MAX_CHARS: u64 = 100;
+pub(crate) const PHOTO_MAX_CHARS: u64 = 255;
 
 #[derive(Validate)]
 struct RegisterForm {
-    #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
+    #[validate(length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 100 characters"))]
     name: String,
     #[validate(
         length(max = 254, message = "must be at most 254 characters"),
@@ -29,7 +32,7 @@ struct RegisterForm {
     password: String,
     #[validate(must_match(other = "password", message = "must match password"))]
     password_confirm: String,
-    #[validate(length(max = 255, message = "must be at most 255 characters"))]
+    #[validate(length(max = PHOTO_MAX_CHARS, message = "must be at most 255 characters"))]
     photo: Option<String>,
 }
 
@@ -70,24 +73,15 @@ fn parse_registration(body: &Value) -> Result<Registration> {
         photo: fields.optional("photo").map(str::to_owned),
     };
     let mut errors = std::mem::take(&mut fields.errors);
-    // Postgres text cannot hold NUL; refuse it here rather than fail at the insert.
-    for (field, value) in [
-        ("name", form.name.as_str()),
-        ("email", &form.email),
-        ("photo", form.photo.as_deref().unwrap_or("")),
-    ] {
-        if value.contains('\0') && !fields_has(&errors, field) {
-            errors.push(FieldError::new(field, "must not contain NUL characters"));
-        }
-    }
-    if let Err(invalid) = form.validate() {
-        // A field that is missing or of the wrong type already has its error.
-        let fresh: Vec<FieldError> = field_errors(&invalid)
-            .into_iter()
-            .filter(|e| !fields_has(&errors, &e.field))
-            .collect();
-        errors.extend(fresh);
-    }
+    refuse_nul(
+        &mut errors,
+        &[
+            ("name", form.name.as_str()),
+            ("email", &form.email),
+            ("photo", form.photo.as_deref().unwrap_or("")),
+        ],
+    );
+    add_rule_errors(&mut errors, form.validate());
     if !errors.is_empty() {
         return Err(AppError::ValidationFailed(errors));
     }
@@ -101,6 +95,31 @@ fn parse_registration(body: &Value) -> Result<Registration> {
 
 fn fields_has(errors: &[FieldError], field: &str) -> bool {
     errors.iter().any(|e| e.field == field)
+}
+
+/// Postgres text cannot hold NUL; refuse it at the edge rather than fail at the write. A
+/// field that already has its error gets no second one.
+pub(crate) fn refuse_nul(errors: &mut Vec<FieldError>, fields: &[(&str, &str)]) {
+    for (field, value) in fields {
+        if value.contains('\0') && !fields_has(errors, field) {
+            errors.push(FieldError::new(field, "must not contain NUL characters"));
+        }
+    }
+}
+
+/// Adds the errors of a form's rules (validator) for the fields that have none yet: a field
+/// that is missing or of the wrong type already has its error.
+pub(crate) fn add_rule_errors(
+    errors: &mut Vec<FieldError>,
+    checked: std::result::Result<(), ValidationErrors>,
+) {
+    if let Err(invalid) = checked {
+        let fresh: Vec<FieldError> = field_errors(&invalid)
+            .into_iter()
+            .filter(|e| !fields_has(errors, &e.field))
+            .collect();
+        errors.extend(fresh);
+    }
 }
 
 #[utoipa::path(
@@ -189,7 +208,8 @@ pub async fn login(
         return Err(AppError::InvalidCredentials);
     }
     let ip = client::client_ip(&req, &state.trusted_proxies);
-    let tokens = state.auth.login(&email, password, ip).await?;
+    let device = client::device(&req, ip);
+    let tokens = state.auth.login(&email, password, ip, device).await?;
     Ok(session_response(&state, &tokens, false))
 }
 
@@ -294,10 +314,30 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     .flatten()
     .collect();
     let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    state.auth.logout(&candidates).await?;
+    if everywhere(&req)? {
+        state.auth.logout_everywhere(&candidates).await?;
+    } else {
+        state.auth.logout(&candidates).await?;
+    }
     let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     state.cookies.clear(&mut response);
     Ok(response)
+}
+
+/// `?all=true` on logout: every session of the user, not just this one.
+fn everywhere(req: &HttpRequest) -> Result<bool> {
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| AppError::validation("all", "must be true or false"))?;
+    let mut values = query
+        .iter()
+        .filter(|(k, _)| k == "all")
+        .map(|(_, v)| v.as_str());
+    match (values.next(), values.next()) {
+        (None, _) | (Some("false" | "0"), None) => Ok(false),
+        (Some("true" | "1"), None) => Ok(true),
+        (Some(_), None) => Err(AppError::validation("all", "must be true or false")),
+        (Some(_), Some(_)) => Err(AppError::validation("all", "must be sent once")),
+    }
 }
 
 /// The body and cookies of a login or refresh. A client that sent its refresh token in a

@@ -6,8 +6,10 @@
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
+use actix_web::http::header;
 
 use crate::config::Cidr;
+use crate::store::sessions::Device;
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -42,6 +44,27 @@ fn trusted(proxies: &[Cidr], ip: IpAddr) -> bool {
 /// The client's IP: the TCP peer, or, when the peer is a trusted proxy, the nearest address
 /// in `X-Forwarded-For` that is not a trusted proxy (read from the right, since every hop
 /// appends and only the part our own proxies wrote can be believed).
+/// How many characters of `User-Agent` a session keeps.
+const USER_AGENT_CHARS: usize = 256;
+
+/// The client of a login, as its session will show it.
+pub fn device(req: &HttpRequest, ip: Option<IpAddr>) -> Device {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(USER_AGENT_CHARS)
+                .collect()
+        })
+        .unwrap_or_default();
+    Device {
+        user_agent,
+        ip: ip.map(|ip| ip.to_string()).unwrap_or_default(),
+    }
+}
+
 pub fn client_ip(req: &HttpRequest, proxies: &[Cidr]) -> Option<IpAddr> {
     let peer = canonical(req.peer_addr()?.ip());
     if !trusted(proxies, peer) {

@@ -1,5 +1,7 @@
 //! The route table, in one place.
 
+pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod client;
@@ -62,7 +64,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/users/me")
             .route(web::get().to(users::me))
+            .route(
+                web::patch()
+                    .to(users::update_me)
+                    .wrap(from_fn(origin::same_site_only)),
+            )
+            .route(
+                web::delete()
+                    .to(account::delete_account)
+                    .wrap(from_fn(origin::same_site_only)),
+            )
+            .default_service(not_allowed("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/api/admin/users")
+            .route(web::get().to(admin::users))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/users/me/sessions")
+            .route(web::get().to(account::sessions))
+            .route(
+                web::delete()
+                    .to(account::end_other_sessions)
+                    .wrap(from_fn(origin::same_site_only)),
+            )
+            .default_service(not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/api/users/me/sessions/{id}")
+            .wrap(from_fn(origin::same_site_only))
+            .route(web::delete().to(account::end_session))
+            .default_service(not_allowed("DELETE")),
+    )
+    .service(
+        web::resource("/api/users/me/password")
+            .wrap(from_fn(origin::same_site_only))
+            .route(web::post().to(account::change_password))
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/.well-known/jwks.json")

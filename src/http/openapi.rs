@@ -52,6 +52,7 @@ pub const AMBIGUOUS: &str = "`validation_failed`: an ambiguous request: more tha
 pub const CROSS_SITE: &str = "`origin_forbidden`: sent by a browser on behalf of another site \
 (an `Origin` that is neither in `CLIENT_ORIGIN` nor this service's own, `Origin: null`, or \
 `Sec-Fetch-Site: cross-site` without `Origin`).";
+pub const GUARDED: &str = "As for `/api/users/me`: `not_logged_in` (no token), `token_invalid`, `token_expired` (refresh, then retry) or `session_revoked` (the session ended, or the user was deleted).";
 pub const TOO_LARGE: &str = "`payload_too_large`: a body over 64 KiB, chunked or not.";
 pub const NOT_JSON: &str = "`unsupported_media_type`: no `Content-Type: application/json`.";
 pub const INTERNAL: &str = "`internal_error`: a defect; the cause is logged on the server \
@@ -71,6 +72,13 @@ turn. Retry later; no cookie is changed.";
         crate::http::auth::refresh,
         crate::http::auth::logout,
         crate::http::users::me,
+        crate::http::users::update_me,
+        crate::http::admin::users,
+        crate::http::account::sessions,
+        crate::http::account::end_session,
+        crate::http::account::end_other_sessions,
+        crate::http::account::change_password,
+        crate::http::account::delete_account,
         crate::http::jwks::jwks,
         metrics,
         spec,
@@ -83,6 +91,7 @@ turn. Retry later; no cookie is changed.";
     tags(
         (name = "auth", description = "Register, log in, refresh and log out."),
         (name = "users", description = "The logged-in user."),
+        (name = "admin", description = "For users whose role is `admin`."),
         (name = "keys", description = "The public keys that verify access tokens."),
         (name = "operations", description = "Liveness, readiness and metrics."),
         (name = "docs", description = "This description and its Swagger UI page."),
@@ -283,7 +292,12 @@ impl Modify for SecuritySchemes {
 struct Conventions;
 
 /// Request bodies: other fields are ignored, so their schemas stay open.
-const OPEN_SCHEMAS: [&str; 3] = ["RegisterRequest", "LoginRequest", "OpenApiDocument"];
+const OPEN_SCHEMAS: [&str; 4] = [
+    "RegisterRequest",
+    "LoginRequest",
+    "ProfileRequest",
+    "OpenApiDocument",
+];
 
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -425,6 +439,8 @@ mod schemas {
         RefreshReused,
         /// 403: a cross-site request on a state-changing route.
         OriginForbidden,
+        /// 403: the logged-in user's role does not allow the request (an admin route).
+        Forbidden,
         /// 503: a store cannot be reached in time; retry later.
         ServiceUnavailable,
         /// 404: an unknown path.
@@ -544,6 +560,36 @@ mod schemas {
         #[schema(inline)]
         status: SuccessStatus,
         data: UserData,
+    }
+
+    /// The body of a profile change: the fields to change. Absent or `null` fields stay as
+    /// they are; other fields (`email`, `role`, ...) are ignored.
+    #[derive(ToSchema)]
+    #[schema(example = json!({"name": "Ada Lovelace", "photo": "ada.png"}))]
+    pub struct ProfileRequest {
+        /// Trimmed; 1 to 100 characters after trimming; no NUL.
+        #[schema(min_length = 1, max_length = 100)]
+        name: Option<String>,
+        /// Kept as given; at most 255 characters; no NUL.
+        #[schema(max_length = 255)]
+        photo: Option<String>,
+    }
+
+    /// `data` of the admin list: a page of users, oldest first.
+    #[derive(ToSchema)]
+    pub struct UserListData {
+        users: Vec<UserView<'static>>,
+        /// Pass it as `cursor` for the next page; `null` on the last page.
+        #[schema(required = true)]
+        next_cursor: Option<String>,
+    }
+
+    /// A page of the list of users.
+    #[derive(ToSchema)]
+    pub struct UserList {
+        #[schema(inline)]
+        status: SuccessStatus,
+        data: UserListData,
     }
 
     /// A new session's access token. The refresh token travels only in its cookie.

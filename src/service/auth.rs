@@ -7,7 +7,7 @@ use std::time::Duration;
 use prometheus::IntCounterVec;
 use uuid::Uuid;
 
-use crate::domain::{Email, NewUser, User};
+use crate::domain::{Email, NewUser, Role, User};
 use crate::error::{AppError, Result};
 use crate::service::cache::{Users, VerifiedTokens};
 use crate::service::password::Passwords;
@@ -15,8 +15,10 @@ use crate::service::tokens::{Claims, TokenType, Tokens, entry_expiry, has_expire
 use crate::store::Stores;
 use crate::store::attempts::{LoginAttempts, Verdict};
 use crate::store::rotation::{Rotate, Rotation, Successor};
-use crate::store::sessions::{NewSession, SessionStore, Stamp, TokenEntry, TokenRef};
-use crate::store::users::UserStore;
+use crate::store::sessions::{
+    Device, NewSession, SessionInfo, SessionStore, Stamp, TokenEntry, TokenRef,
+};
+use crate::store::users::{Cursor, UserStore};
 
 /// Longest password we hash; longer ones can never match, so login refuses them unhashed.
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -86,6 +88,31 @@ fn gone(claims: &Claims) -> AppError {
     }
 }
 
+/// The user went away between the guard and the change (deleted meanwhile).
+fn gone_user() -> AppError {
+    AppError::SessionRevoked
+}
+
+/// A change of profile, already checked at the edge: `None` leaves that field as it is.
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub photo: Option<String>,
+}
+
+/// A page of the list of users, and where the next page starts (`None`: this is the last).
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next: Option<Cursor>,
+}
+
+/// A password change as the request asked it: the current password, the new one (already
+/// checked against the rules), and the session to keep.
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+    pub keep: Uuid,
+}
+
 fn token_ref(claims: &Claims) -> TokenRef {
     TokenRef {
         user: claims.sub,
@@ -138,7 +165,32 @@ impl AuthService {
         email: &Email,
         password: String,
         ip: Option<IpAddr>,
+        device: Device,
     ) -> Result<SessionTokens> {
+        let user = self.check_password(email, password, ip).await?;
+        let sid = Uuid::new_v4();
+        let (mut access, refresh) = self.tokens.pair(user.id, sid)?;
+        access.role = Some(user.role());
+        let session = NewSession {
+            user: user.id,
+            sid,
+            access: entry(&access),
+            refresh: entry(&refresh),
+            device,
+        };
+        self.sessions.create(&session).await?;
+        self.sign_pair(&access, &refresh)
+    }
+
+    /// The user of `email` if `password` is theirs. Whatever asks for a password (login, a
+    /// password change, a deletion) counts against the same limits, per email and per
+    /// client IP, before anything costly, and fails alike for every wrong answer.
+    async fn check_password(
+        &self,
+        email: &Email,
+        password: String,
+        ip: Option<IpAddr>,
+    ) -> Result<User> {
         if let Verdict::Limited { retry_after } = self.attempts.begin(email, ip).await? {
             let retry_after_secs = retry_after.as_millis().div_ceil(1000).max(1);
             return Err(AppError::RateLimited {
@@ -148,25 +200,88 @@ impl AuthService {
         if password.chars().count() > MAX_PASSWORD_CHARS {
             return Err(AppError::InvalidCredentials);
         }
-        let (id, hash) = match self.users.by_email(email).await? {
-            Some(u) => (Some(u.id), Some(u.password_hash)),
-            None => (None, None),
-        };
+        let mut found = self.users.by_email(email).await?;
+        let hash = found.as_mut().map(|u| std::mem::take(&mut u.password_hash));
         let verified = self.passwords.verify(password, hash).await?;
-        let Some(user) = id.filter(|_| verified) else {
+        let Some(user) = found.filter(|_| verified) else {
             return Err(AppError::InvalidCredentials);
         };
         self.attempts.succeeded(email, ip).await?;
-        let sid = Uuid::new_v4();
-        let (access, refresh) = self.tokens.pair(user, sid)?;
-        let session = NewSession {
-            user,
-            sid,
-            access: entry(&access),
-            refresh: entry(&refresh),
-        };
-        self.sessions.create(&session).await?;
-        self.sign_pair(&access, &refresh)
+        Ok(user)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
+        self.sessions.list(user).await
+    }
+
+    /// Ends one of the user's sessions: `not_found` unless it is a live session of theirs.
+    pub async fn end_session(&self, user: Uuid, sid: Uuid) -> Result<()> {
+        if self.sessions.end_one(user, sid).await? {
+            Ok(())
+        } else {
+            Err(AppError::NoSuchSession)
+        }
+    }
+
+    /// Ends every session of the user but `keep`; returns how many ended.
+    pub async fn end_sessions(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
+        self.sessions.end_all(user, keep).await
+    }
+
+    /// Logout everywhere: every session of the user of each token that verifies.
+    pub async fn logout_everywhere(&self, candidates: &[&str]) -> Result<()> {
+        let mut users: Vec<Uuid> = candidates
+            .iter()
+            .filter_map(|token| {
+                [TokenType::Access, TokenType::Refresh]
+                    .into_iter()
+                    .find_map(|typ| self.tokens.verify(token, typ).ok())
+            })
+            .map(|claims| claims.sub)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            self.sessions.end_all(user, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the password of `user` after checking the current one, and ends every other
+    /// session of theirs: a thief's session dies, the one that changed it goes on.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        change: PasswordChange,
+        ip: Option<IpAddr>,
+    ) -> Result<()> {
+        let email = Email::normalize(&user.email);
+        self.check_password(&email, change.current, ip).await?;
+        let hash = self.passwords.hash(change.new).await?;
+        if !self.users.set_password(user.id, &hash).await? {
+            return Err(gone_user());
+        }
+        self.sessions.end_all(user.id, Some(change.keep)).await?;
+        self.user_changed(user.id).await
+    }
+
+    /// Deletes `user` after checking their password, and ends all of their sessions.
+    pub async fn delete_account(
+        &self,
+        user: &User,
+        password: String,
+        ip: Option<IpAddr>,
+    ) -> Result<()> {
+        let email = Email::normalize(&user.email);
+        self.check_password(&email, password, ip).await?;
+        // The user first: should ending the sessions fail, their tokens already find no
+        // user and answer session_revoked.
+        if !self.users.delete(user.id).await? {
+            return Err(gone_user());
+        }
+        self.sessions.end_all(user.id, None).await?;
+        self.user_changed(user.id).await
     }
 
     /// Consumes the refresh token and issues the next pair of the same session. The session is
@@ -208,15 +323,18 @@ impl AuthService {
         // client (its store down) would make the client's retry after the grace window look
         // like reuse. With a copy of the user held, the rotation checks the copy's stamp
         // itself, in the same round trip; otherwise the user is read first, under a stamp
-        // that the rotation then checks, so a change in between stops it too.
-        let mut stamp = self.user_copies.stamp_of(old.sub).map(|s| s.to_string());
+        // that the rotation then checks, so a change in between stops it too. Either way the
+        // user that the rotation vouched for gives the new access token its role.
+        let mut held = self.user_copies.held(old.sub);
         let mut rotation = Rotation::UserChanged;
+        let mut role = None;
         for _ in 0..MAX_STAMP_TRIES {
-            let checked = match stamp.take() {
-                Some(held) => Some(held),
+            let (checked, user) = match held.take() {
+                Some((stamp, user)) => (Some(stamp.to_string()), user),
                 None => self.check_user(&old).await?,
             };
             rotation = self.sessions.rotate(&rotate, checked.as_deref()).await?;
+            role = Some(user.role());
             if rotation != Rotation::UserChanged {
                 break;
             }
@@ -243,6 +361,7 @@ impl AuthService {
                 ));
             }
         };
+        access.role = role;
         Ok((self.sign_pair(&access, &refresh)?, outcome))
     }
 
@@ -283,19 +402,60 @@ impl AuthService {
         self.sessions.user_changed(user).await
     }
 
+    /// Changes the user's name and photo (what `change` gives), then announces the change.
+    /// A change that gives nothing writes nothing and returns the user as stored.
+    pub async fn update_profile(&self, user: Uuid, change: &ProfileChange) -> Result<User> {
+        let (name, photo) = (change.name.as_deref(), change.photo.as_deref());
+        let updated = self.users.update_profile(user, name, photo).await?;
+        let mut updated = updated.ok_or_else(gone_user)?;
+        if name.is_some() || photo.is_some() {
+            self.user_changed(user).await?;
+        }
+        updated.password_hash.clear();
+        Ok(updated)
+    }
+
+    /// Up to `limit` users, oldest first, from just after `after`, and where the next page
+    /// starts, if there is one.
+    pub async fn list_users(&self, after: Option<Cursor>, limit: u32) -> Result<UserPage> {
+        let mut users = self.users.list(after, limit.saturating_add(1)).await?;
+        let keep = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next = if users.len() > keep {
+            users.truncate(keep);
+            users.last().map(Cursor::after)
+        } else {
+            None
+        };
+        for user in &mut users {
+            user.password_hash.clear();
+        }
+        Ok(UserPage { users, next })
+    }
+
+    /// Sets the role of the user with this email, then announces the change, so that every
+    /// instance authorizes by the new role from its next request. `None`: no such user.
+    pub async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
+        let Some(mut user) = self.users.set_role(email, role).await? else {
+            return Ok(None);
+        };
+        self.user_changed(user.id).await?;
+        user.password_hash.clear();
+        Ok(Some(user))
+    }
+
     /// Reads the user of a refresh token under a fresh stamp: the stamp it was read under
-    /// (`None` where the store keeps none). A user that is gone ends the session.
-    async fn check_user(&self, old: &Claims) -> Result<Option<String>> {
+    /// (`None` where the store keeps none), and the user. A user that is gone ends the session.
+    async fn check_user(&self, old: &Claims) -> Result<(Option<String>, Arc<User>)> {
         let stamp = self.sessions.stamp(old.sub).await?;
         let under = match &stamp {
             Stamp::Is(stamp) => Some(stamp.clone()),
             Stamp::Missing | Stamp::Unkept => None,
         };
-        if self.user_under(old.sub, stamp).await?.is_none() {
+        let Some(user) = self.user_under(old.sub, stamp).await? else {
             self.sessions.end(&[token_ref(old)]).await?;
             return Err(gone(old));
-        }
-        Ok(under)
+        };
+        Ok((under, user))
     }
 
     /// The user as of `stamp`: the copy held under it, or read now and kept under it.

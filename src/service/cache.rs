@@ -82,9 +82,9 @@ impl Users {
             .map(|copy| copy.user)
     }
 
-    /// The stamp of the fresh copy held, whatever it is.
-    pub fn stamp_of(&self, id: Uuid) -> Option<Arc<str>> {
-        self.fresh(id).map(|copy| copy.stamp)
+    /// The fresh copy held and the stamp it was read under, whatever that is.
+    pub fn held(&self, id: Uuid) -> Option<(Arc<str>, Arc<User>)> {
+        self.fresh(id).map(|copy| (copy.stamp, copy.user))
     }
 
     /// Keeps `user` as read under `stamp`: read the stamp first, then the user.
@@ -117,6 +117,7 @@ mod tests {
             exp,
             iss: "i".into(),
             aud: "a".into(),
+            role: None,
         }
     }
 
@@ -163,11 +164,12 @@ mod tests {
         users.insert("s1", user);
         assert!(users.get(id, "s1").unwrap().password_hash.is_empty());
         assert!(users.get(id, "s2").is_none());
-        assert_eq!(users.stamp_of(id).as_deref(), Some("s1"));
+        let (stamp, held) = users.held(id).unwrap();
+        assert_eq!((&*stamp, held.id), ("s1", id));
 
         let aged = Users::new(8, Duration::ZERO);
         aged.insert("s1", users.get(id, "s1").unwrap().as_ref().clone());
         assert!(aged.get(id, "s1").is_none(), "older than its max age");
-        assert!(aged.stamp_of(id).is_none());
+        assert!(aged.held(id).is_none());
     }
 }

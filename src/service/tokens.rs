@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::{KeyPairPem, PublicKeyPem, Settings};
+use crate::domain::Role;
 use crate::error::{AppError, Result};
 use crate::store::{ExpiresAt, now_ms};
 
@@ -40,6 +41,10 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// Access tokens only: the user's role when the token was issued, for services that
+    /// trust the token alone. This service authorizes by the stored user instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 /// One kind's keys: the key it signs with, and every key it accepts, by `kid`.
@@ -320,6 +325,7 @@ impl Tokens {
             exp: iat.saturating_add(ttl),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            role: None,
         })
     }
 
@@ -405,6 +411,7 @@ mod tests {
             exp: 2,
             iss: "i".into(),
             aud: "a".into(),
+            role: None,
         }
     }
 

@@ -7,9 +7,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
-use crate::domain::{Email, NewUser, User};
+use crate::domain::{Email, NewUser, Role, User};
 use crate::error::{AppError, Result};
 use crate::store::STORE_TIMEOUT;
+use crate::store::users::Cursor;
 
 /// Postgres' own limit on one statement (its units: `3s`).
 const STATEMENT_TIMEOUT: &str = "3s";
@@ -79,6 +80,95 @@ impl Users {
         .fetch_optional(&self.pool)
         .await
         .map_err(fail)
+    }
+
+    pub async fn set_password(&self, id: Uuid, hash: &str) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            id,
+            hash
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(fail)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// `updated_at` advances in the trigger, strictly (see the migrations).
+    pub async fn update_profile(
+        &self,
+        id: Uuid,
+        name: Option<&str>,
+        photo: Option<&str>,
+    ) -> Result<Option<User>> {
+        sqlx::query_as!(
+            User,
+            r#"UPDATE users SET name = coalesce($2, name), photo = coalesce($3, photo)
+               WHERE id = $1
+               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+                         created_at, updated_at"#,
+            id,
+            name,
+            photo,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    pub async fn delete(&self, id: Uuid) -> Result<bool> {
+        let done = sqlx::query!("DELETE FROM users WHERE id = $1", id)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
+        sqlx::query_as!(
+            User,
+            r#"UPDATE users SET role = $2 WHERE lower(email) = $1
+               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+                         created_at, updated_at"#,
+            email.as_str(),
+            role.as_str(),
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    /// Walks the `(created_at, id)` index (see the migrations).
+    pub async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
+        let limit = i64::from(limit);
+        let users = match after {
+            None => {
+                sqlx::query_as!(
+                    User,
+                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                              created_at, updated_at
+                       FROM users ORDER BY created_at, id LIMIT $1"#,
+                    limit,
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+            Some(after) => {
+                sqlx::query_as!(
+                    User,
+                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                              created_at, updated_at
+                       FROM users WHERE (created_at, id) > ($1, $2)
+                       ORDER BY created_at, id LIMIT $3"#,
+                    after.created_at,
+                    after.id,
+                    limit,
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+        };
+        users.map_err(fail)
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -15,14 +15,33 @@ pub struct TokenEntry {
     pub expires_at: ExpiresAt,
 }
 
-/// A login: its session and its first two tokens. The session lives as long as its newest
-/// refresh token.
-#[derive(Debug, Clone, Copy)]
+/// A login: its session, its first two tokens, and the device it came from. The session
+/// lives as long as its newest refresh token.
+#[derive(Debug, Clone)]
 pub struct NewSession {
     pub user: Uuid,
     pub sid: Uuid,
     pub access: TokenEntry,
     pub refresh: TokenEntry,
+    pub device: Device,
+}
+
+/// What the login request said about its client, kept for the user's list of sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// At most 256 characters.
+    pub user_agent: String,
+    /// The client IP by the rate limit's rule; empty when unknown.
+    pub ip: String,
+}
+
+/// One live session as the user's list shows it. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub sid: Uuid,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub device: Device,
 }
 
 /// A token as its claims name it.
@@ -120,6 +139,32 @@ impl SessionStore {
         match self {
             SessionStore::Redis(s) => s.end(tokens).await,
             SessionStore::Sqlite(s) => s.end(tokens).await,
+        }
+    }
+
+    /// The user's live sessions, newest first. An ended or expired session is never listed.
+    pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
+        let mut sessions = match self {
+            SessionStore::Redis(s) => s.list(user).await?,
+            SessionStore::Sqlite(s) => s.list(user).await?,
+        };
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.sid.cmp(&a.sid)));
+        Ok(sessions)
+    }
+
+    /// Ends one session of the user: false if it is not a live session of this user.
+    pub async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<bool> {
+        match self {
+            SessionStore::Redis(s) => s.end_one(user, sid).await,
+            SessionStore::Sqlite(s) => s.end_one(user, sid).await,
+        }
+    }
+
+    /// Ends every live session of the user but `keep`; returns how many ended.
+    pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
+        match self {
+            SessionStore::Redis(s) => s.end_all(user, keep).await,
+            SessionStore::Sqlite(s) => s.end_all(user, keep).await,
         }
     }
 

@@ -238,6 +238,48 @@ async fn two_instances_on_a_three_master_cluster_behave_as_one() {
     assert_eq!(logout_at(&a.address, &second.access).await.status(), 200);
     assert_error(me_at(&b, &second.access).await, 401, "session_revoked").await;
 
+    // A session listed on B, ended from B with a token of another session, is dead on A;
+    // and ending all the others leaves only the current one, on both.
+    let (email, fourth) = &users[4];
+    let phone = session_from(&login_at(&a.address, email, PASSWORD).await);
+    let laptop = session_from(&login_at(&a.address, email, PASSWORD).await);
+    let listed = plain_client()
+        .get(format!("{b}/api/users/me/sessions"))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"]["sessions"].as_array().unwrap().len(), 3);
+    let phone_sid = claims_of(&phone.access)["sid"].as_str().unwrap().to_owned();
+    let ended = plain_client()
+        .delete(format!("{b}/api/users/me/sessions/{phone_sid}"))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    assert_error(
+        me_at(&a.address, &phone.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    let others = plain_client()
+        .delete(format!("{}/api/users/me/sessions", a.address))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(others["data"]["ended"], 1);
+    assert_error(me_at(&b, &fourth.access).await, 401, "session_revoked").await;
+    assert_eq!(me_at(&b, &laptop.access).await.status(), 200);
+
     // Failed logins count across both instances.
     let (email, _) = &users[2];
     for at in [&a.address, &b, &a.address] {

@@ -230,7 +230,10 @@ async fn a_wrong_method_is_a_json_405_naming_the_allowed_ones() {
         (Method::GET, "/api/auth/login", "POST"),
         (Method::GET, "/api/auth/register", "POST"),
         (Method::PUT, "/api/auth/register", "POST"),
-        (Method::POST, "/api/users/me", "GET"),
+        (Method::POST, "/api/users/me", "GET, PATCH, DELETE"),
+        (Method::POST, "/api/users/me/sessions", "GET, DELETE"),
+        (Method::GET, "/api/users/me/sessions/x", "DELETE"),
+        (Method::GET, "/api/users/me/password", "POST"),
         (Method::POST, "/api/healthchecker", "GET"),
         (Method::POST, "/.well-known/jwks.json", "GET"),
     ];

@@ -513,6 +513,16 @@ async fn redis_entries(
         .expect("keys");
     let mut entries = Vec::new();
     for key in keys {
+        // The strings only: a session's details (a hash) and a user's index of sessions (a
+        // sorted set) are what the sessions list shows, and accounts_sessions tests them.
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("TYPE");
+        if kind != "string" {
+            continue;
+        }
         let (ttl_ms, value): (i64, Option<String>) = redis::pipe()
             .cmd("PTTL")
             .arg(&key)

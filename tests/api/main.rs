@@ -4,6 +4,8 @@
 mod binary;
 mod helpers;
 
+mod accounts_sessions;
+mod accounts_users;
 mod ambiguous;
 mod auth_flow;
 mod cluster;

@@ -22,6 +22,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/logout"),
     ("GET", "/api/auth/logout"),
     ("GET", "/api/users/me"),
+    ("PATCH", "/api/users/me"),
+    ("DELETE", "/api/users/me"),
+    ("GET", "/api/users/me/sessions"),
+    ("DELETE", "/api/users/me/sessions"),
+    ("DELETE", "/api/users/me/sessions/{id}"),
+    ("POST", "/api/users/me/password"),
+    ("GET", "/api/admin/users"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/metrics"),
     ("GET", "/api/openapi.json"),
@@ -44,6 +51,7 @@ const CODES: &[&str] = &[
     "session_revoked",
     "refresh_reused",
     "origin_forbidden",
+    "forbidden",
     "not_found",
     "method_not_allowed",
     "service_unavailable",
@@ -67,8 +75,10 @@ fn every_error() -> Vec<AppError> {
         AppError::SessionRevoked,
         AppError::RefreshReused,
         AppError::OriginForbidden,
+        AppError::Forbidden,
         AppError::ServiceUnavailable { cause: "redis" },
         AppError::NotFound,
+        AppError::NoSuchSession,
         AppError::MethodNotAllowed { allow: "GET" },
         AppError::Internal { store: None },
     ];
@@ -87,8 +97,10 @@ fn every_error() -> Vec<AppError> {
             | AppError::SessionRevoked
             | AppError::RefreshReused
             | AppError::OriginForbidden
+            | AppError::Forbidden
             | AppError::ServiceUnavailable { .. }
             | AppError::NotFound
+            | AppError::NoSuchSession
             | AppError::MethodNotAllowed { .. }
             | AppError::Internal { .. } => {}
         }

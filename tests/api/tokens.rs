@@ -560,21 +560,23 @@ fn assert_claims(token: &str, typ: &str, lifetime_secs: i64, iss: &str, aud: &st
         .map(String::as_str)
         .collect();
     names.sort_unstable();
-    assert_eq!(
-        names,
-        [
-            "aud",
-            "exp",
-            "iat",
-            "iss",
-            "nbf",
-            "sid",
-            "sub",
-            "token_uuid",
-            "typ"
-        ],
-        "{claims}"
-    );
+    let mut expected = vec![
+        "aud",
+        "exp",
+        "iat",
+        "iss",
+        "nbf",
+        "sid",
+        "sub",
+        "token_uuid",
+        "typ",
+    ];
+    // Access tokens carry the user's role too; refresh tokens do not.
+    if typ == "access" {
+        expected.insert(5, "role");
+        assert_eq!(claims["role"], "user", "{claims}");
+    }
+    assert_eq!(names, expected, "{claims}");
     assert_eq!(claims["typ"], typ, "{claims}");
     assert_eq!(claims["iss"], iss, "{claims}");
     assert_eq!(claims["aud"], aud, "{claims}");

@@ -19,18 +19,22 @@ const APP_URL = `${SPA}/?api=${encodeURIComponent(API)}`;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = fileURLToPath(new URL('../screenshot.png', import.meta.url));
 
-// A fixed email keeps the screenshot the same from run to run; .ci/e2e.sh sets it, since
-// its store is new each time. Against a long-lived service, a fresh one per run.
+// A fixed email keeps the screenshot the same from run to run (but for the sessions'
+// times); .ci/e2e.sh sets it, since its store is new each time. Against a long-lived
+// service, a fresh one per run.
 const EMAIL = process.env.E2E_EMAIL ?? `ada.${Date.now()}@example.com`;
 const NAME = 'Ada Lovelace';
 const PASSWORD = 'correct horse battery staple';
+// The second device of the sessions steps.
+const PHONE_AGENT =
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36';
 
 // ---- helpers ------------------------------------------------------------------------
 
 const pageErrors = [];
 
-async function newContext(browser, { withoutWebLocks = false } = {}) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 600 } });
+async function newContext(browser, { withoutWebLocks = false, userAgent } = {}) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 600 }, userAgent });
   if (withoutWebLocks) {
     // An older browser: auth.js falls back to refreshing without the cross-tab lock.
     await context.addInitScript(() => {
@@ -125,16 +129,39 @@ async function accessCookie(context) {
   return cookie;
 }
 
-// Sleeps until the current access token has expired and the browser has dropped its
+// When the current access token will have expired and the browser will have dropped its
 // cookie (its Max-Age is the token's lifetime).
-async function waitPastAccessExpiry(context) {
+async function accessGoneAt(context) {
   const cookie = await accessCookie(context);
-  const until = Math.max(jwtExpiry(cookie.value), cookie.expires * 1000) + 300;
+  const at = Math.max(jwtExpiry(cookie.value), cookie.expires * 1000) + 300;
   assert.ok(
-    until - Date.now() < 30_000,
+    at - Date.now() < 30_000,
     'the access token lives too long for this test: run the service with ACCESS_TOKEN_EXPIRED_IN=3s',
   );
-  await sleep(Math.max(0, until - Date.now()));
+  return at;
+}
+
+// (A browser without the access cookie has dropped it already.)
+async function waitPastAccessExpiry(context) {
+  const cookie = (await context.cookies(API)).find((c) => c.name === 'access_token');
+  if (cookie) await sleepUntil(await accessGoneAt(context));
+}
+
+const sleepUntil = (at) => sleep(Math.max(0, at - Date.now()));
+
+// The sessions list as shown, top to bottom: [{id, device, agent (its tooltip), ip,
+// current (the "This device" mark)}].
+async function sessionRows(page) {
+  assert.ok(await page.locator('#sessions').isVisible(), 'the sessions section shows');
+  return page.$$eval('#sessions-list tr', (rows) =>
+    rows.map((row) => ({
+      id: row.dataset.sessionId,
+      device: row.querySelector('.user-agent').innerText,
+      agent: row.querySelector('.user-agent').title,
+      ip: row.querySelector('.ip').innerText,
+      current: row.querySelector('.this-device')?.innerText === 'This device',
+    })),
+  );
 }
 
 // Clicks the selector in every tab at the same wall-clock instant (within a millisecond
@@ -248,14 +275,18 @@ try {
     assert.equal(await text(tab, '#error-message'), 'invalid email or password');
   });
 
-  await step("logs in through the form and shows the user's name", async () => {
-    await takeNet(tab);
+  const desktopAgent = await tab.evaluate(() => navigator.userAgent);
+  let desktopSession;
+
+  await step("logs in through the form, shows the user's name and this session", async () => {
     await signIn(tab);
-    const { answers } = await takeNet(tab);
-    // The sessions hook: today's API has no such route, so the section stays hidden.
-    const sessions = answers.find((a) => a.path === '/api/users/me/sessions');
-    assert.deepEqual([sessions?.status, sessions?.code], [404, 'not_found']);
-    assert.equal(await tab.locator('#sessions').isVisible(), false, 'the sessions section is hidden');
+    const rows = await sessionRows(tab);
+    assert.equal(rows.length, 1, 'one session');
+    [desktopSession] = rows;
+    assert.equal(desktopSession.current, true, 'marked as this device');
+    assert.match(desktopSession.device, / on /, 'a short name for the browser');
+    assert.equal(desktopSession.agent, desktopAgent, "the browser's user agent");
+    assert.equal(desktopSession.ip, '127.0.0.1');
   });
 
   await step("the page's script sees logged_in but never a token", async () => {
@@ -273,9 +304,74 @@ try {
     }
   });
 
+  const phoneContext = await newContext(browser, { userAgent: PHONE_AGENT });
+  const phone = await openTab(phoneContext);
+  openPages.add(phone);
+  let phoneSession;
+  let phoneAccessGoneAt;
+
+  await step('another device signs in: after a reload, the list shows both sessions', async () => {
+    await signIn(phone);
+    phoneAccessGoneAt = await accessGoneAt(phoneContext);
+    await click(tab, '#reload-profile');
+    const rows = await sessionRows(tab);
+    // Newest first: the phone's, then this one.
+    assert.deepEqual(
+      rows.map((r) => [r.agent, r.current]),
+      [
+        [PHONE_AGENT, false],
+        [desktopAgent, true],
+      ],
+    );
+    [phoneSession] = rows;
+    assert.equal(phoneSession.device, 'Chrome on Android');
+    assert.equal(rows[1].id, desktopSession.id);
+    // The phone sees the same two sessions, with its own marked as the current one.
+    const phoneRows = await sessionRows(phone);
+    assert.deepEqual(
+      phoneRows.map((r) => [r.id, r.current]),
+      [
+        [phoneSession.id, true],
+        [desktopSession.id, false],
+      ],
+    );
+    assert.equal(phoneRows[0].device, 'Chrome on Android');
+  });
+
   await step('screenshot of the signed-in view', async () => {
     await tab.evaluate(() => document.activeElement?.blur());
     await tab.screenshot({ path: SCREENSHOT });
+  });
+
+  await step("ending the phone's session removes it, and the phone is signed out", async () => {
+    await takeNet(tab);
+    await click(tab, `tr[data-session-id="${phoneSession.id}"] .end-session`);
+    assert.equal(await text(tab, '#notice'), 'Session ended.');
+    assert.deepEqual(
+      (await sessionRows(tab)).map((r) => r.id),
+      [desktopSession.id],
+      'the list is reloaded without it',
+    );
+    const { answers } = await takeNet(tab);
+    const ended = answers.filter((a) => a.path === `/api/users/me/sessions/${phoneSession.id}`);
+    assert.equal(ended.at(-1)?.status, 200);
+    await assertSignedIn(tab);
+    // The phone still shows the signed-in view. Once its access token has expired, its next
+    // call tries a refresh, which the server refuses: the session is over.
+    await sleepUntil(phoneAccessGoneAt);
+    await takeNet(phone);
+    await click(phone, '#reload-profile');
+    assert.equal(await visibleView(phone), 'view-login', 'the phone is back on the sign-in view');
+    assert.equal(await text(phone, '#notice'), 'Your session has ended. Please sign in again.');
+    const { refreshes, answers: phoneAnswers } = await takeNet(phone);
+    assert.equal(refreshes.length, 1, 'one POST /api/auth/refresh');
+    const refreshed = phoneAnswers.filter((a) => a.path === '/api/auth/refresh');
+    assert.deepEqual(
+      refreshed.map((a) => `${a.status} ${a.code}`),
+      ['401 session_revoked'],
+    );
+    assert.deepEqual(await phoneContext.cookies(), [], "the phone's cookies are cleared");
+    await phoneContext.close();
   });
 
   await step('after the access token expires, Reload profile refreshes once and goes on', async () => {
@@ -398,56 +494,21 @@ try {
     assert.equal(await text(second, '#profile-name'), '');
   });
 
-  await step('sessions hook, against a stand-in for the future routes', async () => {
-    const mocked = await newContext(browser);
-    const page = await openTab(mocked);
-    openPages.add(page);
-    const ended = [];
-    const session = (id, userAgent, ip, current) => ({
-      id,
-      created_at: '2026-01-05T09:00:00Z',
-      last_used_at: '2026-01-05T09:30:00Z',
-      user_agent: userAgent,
-      ip,
-      current,
-    });
-    const sessions = [
-      session('sess-here', 'Chromium', '127.0.0.1', true),
-      session('sess-phone', 'Phone', '10.0.0.7', false),
-    ];
-    const cors = {
-      'Access-Control-Allow-Origin': SPA,
-      'Access-Control-Allow-Credentials': 'true',
-      'Access-Control-Allow-Methods': 'GET, POST, DELETE',
-      'Access-Control-Allow-Headers': 'accept, content-type',
-    };
-    await mocked.route(`${API}/api/users/me/sessions**`, (route) => {
-      const request = route.request();
-      const id = new URL(request.url()).pathname.split('/')[5];
-      if (request.method() === 'OPTIONS') return route.fulfill({ status: 204, headers: cors });
-      if (request.method() === 'DELETE') {
-        ended.push(id);
-        const index = sessions.findIndex((s) => s.id === id);
-        if (index < 0) {
-          const json = { status: 'fail', code: 'not_found', message: 'no such session' };
-          return route.fulfill({ status: 404, headers: cors, json });
-        }
-        sessions.splice(index, 1);
-        return route.fulfill({ headers: cors, json: { status: 'success' } });
-      }
-      return route.fulfill({ headers: cors, json: { status: 'success', data: { sessions } } });
-    });
-    await signIn(page);
-    assert.ok(await page.locator('#sessions').isVisible(), 'the section shows');
-    assert.equal(await page.locator('#sessions-list tr').count(), 2);
-    assert.match(await text(page, 'tr[data-session-id="sess-here"]'), /This device/);
-    await click(page, 'tr[data-session-id="sess-phone"] .end-session');
-    assert.deepEqual(ended, ['sess-phone']);
-    assert.equal(await page.locator('#sessions-list tr').count(), 1, 'the list is reloaded');
-    await click(page, 'tr[data-session-id="sess-here"] .end-session');
-    assert.deepEqual(ended, ['sess-phone', 'sess-here']);
-    assert.equal(await visibleView(page), 'view-login', 'ending this session signs out');
-    await mocked.close();
+  await step('ending this session from the list signs this tab out', async () => {
+    await signIn(tab);
+    const rows = await sessionRows(tab);
+    const ids = rows.map((r) => r.id);
+    // The session that logged out and the phone's are not listed any more.
+    assert.ok(!ids.includes(desktopSession.id) && !ids.includes(phoneSession.id), 'ended sessions are gone');
+    const here = rows.find((r) => r.current);
+    assert.ok(here, 'this session is listed');
+    await click(tab, `tr[data-session-id="${here.id}"] .end-session`);
+    assert.equal(await visibleView(tab), 'view-login');
+    assert.equal(await text(tab, '#notice'), 'You ended this session.');
+    assert.deepEqual(await context.cookies(), [], 'every cookie of the API is gone');
+    await tab.reload();
+    await settled(tab);
+    assert.equal(await visibleView(tab), 'view-login', 'a reload stays on the sign-in view');
   });
 } catch (error) {
   if (!failed) console.log('not ok - setting up');

@@ -11,18 +11,24 @@
 //!   the grace window; while it exists a replay is another tab, after that it is reuse;
 //! - `<prefix>{<user>}:<sid>:reused`: the session was revoked because the token it names
 //!   was replayed;
+//! - `<prefix>{<user>}:<sid>:meta`: a hash of what the user's list of sessions shows
+//!   (`created_at`, `last_used_at` in Unix ms, `user_agent`, `ip`), alive with the session;
+//! - `<prefix>{<user>}:sessions`: the user's index, a sorted set of sids scored by when each
+//!   session ends, so that listing them scans only this user's sessions; an entry whose
+//!   session is gone is dropped when the list is read;
 //! - `<prefix>{<user>}:stamp`: changes whenever the user changes (`Stamp`).
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script, Value};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::store::millis;
 use crate::store::redis::{Redis, entry};
 use crate::store::rotation::{self, Rotate, Rotation, Seen, Step};
-use crate::store::sessions::{Check, NewSession, Stamp, TokenRef};
+use crate::store::sessions::{Check, Device, NewSession, SessionInfo, Stamp, TokenRef};
+use crate::store::{millis, now_ms};
 
 /// How long a stamp is kept. One that ends is replaced by a new one at the next request,
 /// which only costs the copies read under it a fresh read.
@@ -44,10 +50,10 @@ return ARGV[1]
 /// A refresh, in one round trip: rotates the presented entry if it is live and its session
 /// is, or else returns what it found for `rotation::decide`.
 /// KEYS: presented refresh entry, session, new access entry, new refresh entry, grace
-/// marker of the presented entry, reuse marker, user stamp.
+/// marker of the presented entry, reuse marker, user stamp, session details, user's index.
 /// ARGV: user id, new access value, new refresh value, access TTL ms, refresh TTL ms,
 /// grace ms, the stamp the caller read the user under ('' for none), the key prefix of the
-/// session's token entries, next access uuid, next refresh uuid, iat.
+/// session's token entries, next access uuid, next refresh uuid, iat, now (Unix ms), sid.
 /// The previous access entry is the one key not in KEYS: only the presented entry names it.
 /// It carries the same `{user}` tag, so it is in the same slot, which is what Redis Cluster
 /// requires of a script's keys.
@@ -70,6 +76,10 @@ if value and session == ARGV[1] then
     redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4])
     redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[5])
     redis.call('PEXPIRE', KEYS[2], ARGV[5])
+    redis.call('HSET', KEYS[8], 'last_used_at', ARGV[12])
+    redis.call('PEXPIRE', KEYS[8], ARGV[5])
+    redis.call('ZADD', KEYS[9], tonumber(ARGV[12]) + tonumber(ARGV[5]), ARGV[13])
+    redis.call('PEXPIRE', KEYS[9], ARGV[5])
     return {'rotated'}
   end
 end
@@ -116,13 +126,26 @@ impl Sessions {
         format!("{}reused", self.session_prefix(user, sid))
     }
 
+    fn details_key(&self, user: Uuid, sid: Uuid) -> String {
+        format!("{}meta", self.session_prefix(user, sid))
+    }
+
+    fn index_key(&self, user: Uuid) -> String {
+        format!("{}{{{user}}}:sessions", self.prefix)
+    }
+
     pub async fn create(&self, session: &NewSession) -> Result<()> {
         let NewSession {
             user,
             sid,
             access,
             refresh,
+            ref device,
         } = *session;
+        let now = now_ms();
+        // Every session of a user ends at most a refresh lifetime from its last write, so
+        // the newest write's TTL is also the index's.
+        let ttl = refresh.expires_at.ttl_ms();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -139,8 +162,116 @@ impl Sessions {
             .arg(self.token_key(user, sid, refresh.token_uuid))
             .arg(entry::refresh_live(user, access.token_uuid))
             .arg("PX")
-            .arg(refresh.expires_at.ttl_ms());
+            .arg(ttl)
+            .hset_multiple(
+                self.details_key(user, sid),
+                &[
+                    ("created_at", now.to_string()),
+                    ("last_used_at", now.to_string()),
+                    ("user_agent", device.user_agent.clone()),
+                    ("ip", device.ip.clone()),
+                ],
+            )
+            .pexpire(self.details_key(user, sid), ttl)
+            .zadd(
+                self.index_key(user),
+                sid.to_string(),
+                now.saturating_add(ttl),
+            )
+            .pexpire(self.index_key(user), ttl);
         self.redis.run(async |c| pipe.query_async(c).await).await
+    }
+
+    pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
+        let index = self.index_key(user);
+        let now = now_ms();
+        let listed: Vec<String> = self
+            .redis
+            .run(async |c| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(&index)
+                    .arg(format!("({now}"))
+                    .arg("+inf")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let sids: Vec<Uuid> = listed.iter().filter_map(|s| s.parse().ok()).collect();
+        if sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for &sid in &sids {
+            pipe.get(self.session_key(user, sid))
+                .hgetall(self.details_key(user, sid));
+        }
+        let values: Vec<Value> = self.redis.run(async |c| pipe.query_async(c).await).await?;
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for (&sid, pair) in sids.iter().zip(values.chunks(2)) {
+            let session: Option<String> = pair
+                .first()
+                .and_then(|v| redis::from_redis_value_ref(v).ok())
+                .flatten();
+            let details: HashMap<String, String> = pair
+                .get(1)
+                .and_then(|v| redis::from_redis_value_ref(v).ok())
+                .unwrap_or_default();
+            if session.is_some_and(|v| entry::owned_by(&v, user)) {
+                live.push(info(sid, &details));
+            } else {
+                gone.push(sid.to_string());
+            }
+        }
+        // Tidying only: the list above is already right without it.
+        let mut tidy = redis::pipe();
+        tidy.cmd("ZREMRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(now)
+            .ignore();
+        if !gone.is_empty() {
+            tidy.zrem(&index, &gone).ignore();
+        }
+        let () = self.redis.run(async |c| tidy.query_async(c).await).await?;
+        Ok(live)
+    }
+
+    pub async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<bool> {
+        let mut pipe = redis::pipe();
+        // The session's key names its user: another user's sid is simply not there.
+        pipe.atomic()
+            .del(self.session_key(user, sid))
+            .del(self.details_key(user, sid))
+            .ignore()
+            .zrem(self.index_key(user), sid.to_string())
+            .ignore();
+        let (ended,): (u32,) = self.redis.run(async |c| pipe.query_async(c).await).await?;
+        Ok(ended == 1)
+    }
+
+    pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
+        let ending: Vec<Uuid> = self
+            .list(user)
+            .await?
+            .into_iter()
+            .map(|s| s.sid)
+            .filter(|sid| Some(*sid) != keep)
+            .collect();
+        if ending.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for &sid in &ending {
+            pipe.del(self.session_key(user, sid))
+                .del(self.details_key(user, sid))
+                .ignore();
+        }
+        let sids: Vec<String> = ending.iter().map(Uuid::to_string).collect();
+        pipe.zrem(self.index_key(user), &sids).ignore();
+        let ended: Vec<u32> = self.redis.run(async |c| pipe.query_async(c).await).await?;
+        Ok(ended.iter().filter(|&&n| n == 1).count())
     }
 
     pub async fn check(&self, token: &TokenRef) -> Result<Check> {
@@ -188,6 +319,8 @@ impl Sessions {
             .key(self.grace_key(user, sid, rotate.presented))
             .key(self.reused_key(user, sid))
             .key(stamp_key(&self.prefix, user))
+            .key(self.details_key(user, sid))
+            .key(self.index_key(user))
             .arg(user.to_string())
             .arg(entry::access(user))
             .arg(entry::refresh_live(user, next.access))
@@ -198,7 +331,9 @@ impl Sessions {
             .arg(format!("{}tok:", self.session_prefix(user, sid)))
             .arg(next.access.to_string())
             .arg(next.refresh.to_string())
-            .arg(next.iat);
+            .arg(next.iat)
+            .arg(now_ms())
+            .arg(sid.to_string());
         let answer: Vec<Value> = self
             .redis
             .run(async |c| invocation.invoke_async(c).await)
@@ -252,23 +387,44 @@ impl Sessions {
     }
 
     pub async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
-        // One DEL per session (a logout names one or two): sessions of different users may
-        // live on different cluster nodes.
+        // One round trip per session (a logout names one or two): sessions of different
+        // users may live on different cluster nodes.
         for token in tokens {
+            let (user, sid) = (token.user, token.sid);
             let keys = [
-                self.session_key(token.user, token.sid),
-                self.token_key(token.user, token.sid, token.token_uuid),
-                self.grace_key(token.user, token.sid, token.token_uuid),
+                self.session_key(user, sid),
+                self.token_key(user, sid, token.token_uuid),
+                self.grace_key(user, sid, token.token_uuid),
+                self.details_key(user, sid),
             ];
-            self.redis
-                .run(async |c| c.del::<_, ()>(&keys).await)
-                .await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .del(&keys)
+                .ignore()
+                .zrem(self.index_key(user), sid.to_string())
+                .ignore();
+            let () = self.redis.run(async |c| pipe.query_async(c).await).await?;
         }
         Ok(())
     }
 
     pub async fn ping(&self) -> Result<()> {
         self.redis.ping().await
+    }
+}
+
+/// A session's details as stored; a field that is missing or unreadable reads as empty or 0.
+fn info(sid: Uuid, details: &HashMap<String, String>) -> SessionInfo {
+    let text = |field: &str| details.get(field).cloned().unwrap_or_default();
+    let ms = |field: &str| details.get(field).and_then(|v| v.parse().ok()).unwrap_or(0);
+    SessionInfo {
+        sid,
+        created_at: ms("created_at"),
+        last_used_at: ms("last_used_at"),
+        device: Device {
+            user_agent: text("user_agent"),
+            ip: text("ip"),
+        },
     }
 }
 

@@ -5,10 +5,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+use crate::error::AppError;
 use crate::error::Result;
 use crate::store::now_ms;
 use crate::store::rotation::{self, RefreshState, Rotate, Rotation, Seen, Step, Successor};
-use crate::store::sessions::{NewSession, TokenRef};
+use crate::store::sessions::{Device, NewSession, SessionInfo, TokenRef};
 use crate::store::sqlite::{Db, fail};
 
 pub struct Sessions {
@@ -26,13 +27,22 @@ impl Sessions {
             sid,
             access,
             refresh,
+            ref device,
         } = *session;
+        let now = now_ms();
         let mut tx = self.db.write().await?;
-        sqlx::query("INSERT INTO sessions (sid, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(sid.hyphenated())
-            .bind(user.hyphenated())
-            .bind(refresh.expires_at.unix_ms())
-            .execute(&mut *tx)
+        sqlx::query(
+            "INSERT INTO sessions (sid, user_id, expires_at, created_at, last_used_at, user_agent, ip)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(sid.hyphenated())
+        .bind(user.hyphenated())
+        .bind(refresh.expires_at.unix_ms())
+        .bind(now)
+        .bind(now)
+        .bind(&device.user_agent)
+        .bind(&device.ip)
+        .execute(&mut *tx)
             .await
             .map_err(fail)?;
         insert_token(
@@ -118,6 +128,66 @@ impl Sessions {
                 .map_err(fail)?;
         }
         tx.commit().await.map_err(fail)
+    }
+
+    pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
+        let rows = sqlx::query(
+            "SELECT sid, created_at, last_used_at, user_agent, ip FROM sessions
+             WHERE user_id = ? AND expires_at > ?",
+        )
+        .bind(user.hyphenated())
+        .bind(now_ms())
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(fail)?;
+        rows.iter()
+            .map(|row| {
+                let sid: String = row.try_get("sid").map_err(fail)?;
+                Ok(SessionInfo {
+                    sid: sid
+                        .parse()
+                        .map_err(|e| AppError::store_failed("sqlite", e))?,
+                    created_at: row.try_get("created_at").map_err(fail)?,
+                    last_used_at: row.try_get("last_used_at").map_err(fail)?,
+                    device: Device {
+                        user_agent: row.try_get("user_agent").map_err(fail)?,
+                        ip: row.try_get("ip").map_err(fail)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<bool> {
+        let mut tx = self.db.write().await?;
+        let ended =
+            sqlx::query("DELETE FROM sessions WHERE sid = ? AND user_id = ? AND expires_at > ?")
+                .bind(sid.hyphenated())
+                .bind(user.hyphenated())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?
+                .rows_affected();
+        tx.commit().await.map_err(fail)?;
+        Ok(ended == 1)
+    }
+
+    pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
+        let mut tx = self.db.write().await?;
+        // A sid that is no UUID matches no row: "keep nothing".
+        let keep = keep.map_or_else(String::new, |k| k.hyphenated().to_string());
+        let ended =
+            sqlx::query("DELETE FROM sessions WHERE user_id = ? AND sid <> ? AND expires_at > ?")
+                .bind(user.hyphenated())
+                .bind(keep)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?
+                .rows_affected();
+        tx.commit().await.map_err(fail)?;
+        Ok(usize::try_from(ended).unwrap_or(usize::MAX))
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -261,8 +331,9 @@ async fn consume(
         Some(r.next.access),
     )
     .await?;
-    sqlx::query("UPDATE sessions SET expires_at = ? WHERE sid = ?")
+    sqlx::query("UPDATE sessions SET expires_at = ?, last_used_at = ? WHERE sid = ?")
         .bind(refresh)
+        .bind(now)
         .bind(r.sid.hyphenated())
         .execute(&mut **tx)
         .await

@@ -1,0 +1,327 @@
+//! The user's controls over their account: the sessions they are logged in with, their
+//! password, and the account itself.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::error::{AppError, Result};
+use crate::http::body::{Fields, JsonObject};
+use crate::http::guard::AuthUser;
+use crate::http::state::AppState;
+use crate::http::{client, no_store, openapi, success};
+use crate::service::auth::PasswordChange;
+use crate::store::sessions::SessionInfo;
+
+/// One session as the list shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
+pub struct SessionView {
+    /// The session's id (`sid` in its tokens).
+    id: Uuid,
+    /// The login that began it.
+    created_at: DateTime<Utc>,
+    /// Its last login or refresh.
+    last_used_at: DateTime<Utc>,
+    /// As sent at login, at most 256 characters; empty if none was sent.
+    user_agent: String,
+    /// The client IP at login, by the rule of the login limits; empty if unknown.
+    ip: String,
+    /// Whether this is the session of the token the request carried.
+    current: bool,
+}
+
+fn view(session: SessionInfo, current: Uuid) -> SessionView {
+    let time = |ms| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    SessionView {
+        id: session.sid,
+        created_at: time(session.created_at),
+        last_used_at: time(session.last_used_at),
+        user_agent: session.device.user_agent,
+        ip: session.device.ip,
+        current: session.sid == current,
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/users/me/sessions",
+    tag = "users",
+    summary = "The user's live sessions",
+    description = "Every session the user is logged in with, newest first. A session that \
+        ended (logout, a password change, ended from here) or expired is never listed.",
+    security(("access_bearer" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "The sessions.", body = schemas::SessionList,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 401, description = openapi::GUARDED, body = openapi::Error),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
+pub async fn sessions(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse> {
+    let current = auth.claims.sid;
+    let sessions: Vec<SessionView> = state
+        .auth
+        .sessions(auth.user.id)
+        .await?
+        .into_iter()
+        .map(|s| view(s, current))
+        .collect();
+    Ok(no_store(
+        HttpResponse::Ok().json(success(json!({"data": {"sessions": sessions}}))),
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/users/me/sessions/{id}",
+    tag = "users",
+    summary = "End one session",
+    description = "Ends one of the user's sessions at once, on every instance: its access and \
+        refresh tokens stop working (a refresh answers `session_revoked`). Ending the current \
+        session clears the cookies, as logout does.",
+    params(("id" = Uuid, Path, description = "The session's id, from the list.",
+        example = "0b6f6a38-5c1e-4d5e-9a47-2f7f1f0c9b1e")),
+    security(("access_bearer" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "Ended.", body = openapi::Success,
+            headers(("Cache-Control" = String, description = "`no-store`"),
+                ("Set-Cookie" = String, description = "Only when the current session ended: the \
+                    three cookies, cleared."))),
+        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 401, description = openapi::GUARDED, body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 404, description = "`not_found`: not a live session of this user (another \
+            user's sessions included).", body = openapi::Error),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
+pub async fn end_session(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let sid: Uuid = id.parse().map_err(|_| AppError::NoSuchSession)?;
+    state.auth.end_session(auth.user.id, sid).await?;
+    let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
+    if sid == auth.claims.sid {
+        state.cookies.clear(&mut response);
+    }
+    Ok(response)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/users/me/sessions",
+    tag = "users",
+    summary = "End every other session",
+    description = "Ends every session of the user except the current one, at once, on every \
+        instance.",
+    security(("access_bearer" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "How many sessions ended.", body = schemas::Ended,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 401, description = openapi::GUARDED, body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
+pub async fn end_other_sessions(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+) -> Result<HttpResponse> {
+    let ended = state
+        .auth
+        .end_sessions(auth.user.id, Some(auth.claims.sid))
+        .await?;
+    Ok(no_store(
+        HttpResponse::Ok().json(success(json!({"data": {"ended": ended}}))),
+    ))
+}
+
+#[derive(Validate)]
+struct NewPassword<'a> {
+    #[validate(length(min = 8, max = 128, message = "must be 8 to 128 characters"))]
+    new_password: &'a str,
+    #[validate(must_match(other = "new_password", message = "must match newPassword"))]
+    new_password_confirm: &'a str,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/users/me/password",
+    tag = "users",
+    summary = "Change the password",
+    description = "Checks the current password (a wrong one counts as a failed login for the \
+        user's email and the client IP, with the same limits), sets the new one, and ends \
+        every other session of the user. The current session keeps working.",
+    request_body = schemas::PasswordChangeRequest,
+    security(("access_bearer" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "Changed.", body = openapi::Success,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`validation_failed`: a field missing or not a string, \
+            `newPassword` outside 8 to 128 characters, `newPasswordConfirm` different, or an \
+            ambiguous request.", body = openapi::Error),
+        (status = 401, description = "`invalid_credentials`: a wrong `currentPassword`; or, as \
+            for `/api/users/me`, no live token.", body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
+        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
+        (status = 429, description = "`rate_limited`: the login limits of this email or IP.",
+            body = openapi::Error,
+            headers(("Retry-After" = u64, description = "Whole seconds left in the window."))),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: AuthUser,
+    body: web::Json<JsonObject>,
+) -> Result<HttpResponse> {
+    let JsonObject(body) = body.into_inner();
+    let mut fields = Fields::of(&body)?;
+    let current = fields.required("currentPassword").to_owned();
+    let form = NewPassword {
+        new_password: fields.required("newPassword"),
+        new_password_confirm: fields.required("newPasswordConfirm"),
+    };
+    let mut errors = std::mem::take(&mut fields.errors);
+    if let Err(invalid) = form.validate() {
+        for (field, errs) in invalid.field_errors() {
+            let name = match field.as_ref() {
+                "new_password" => "newPassword",
+                _ => "newPasswordConfirm",
+            };
+            if let Some(e) = errs.first()
+                && !errors.iter().any(|x| x.field == name)
+            {
+                let message = e.message.as_deref().unwrap_or("is invalid");
+                errors.push(crate::error::FieldError::new(name, message.to_string()));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(AppError::ValidationFailed(errors));
+    }
+    let change = PasswordChange {
+        current,
+        new: form.new_password.to_owned(),
+        keep: auth.claims.sid,
+    };
+    let ip = client::client_ip(&req, &state.trusted_proxies);
+    state.auth.change_password(&auth.user, change, ip).await?;
+    Ok(no_store(HttpResponse::Ok().json(success(json!({})))))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/users/me",
+    tag = "users",
+    summary = "Delete the account",
+    description = "Checks the password (a wrong one counts as a failed login, with the same \
+        limits), deletes the user and ends all of their sessions: their tokens answer \
+        `session_revoked`, and the email can register again.",
+    request_body = schemas::DeleteAccountRequest,
+    security(("access_bearer" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "Deleted.", body = openapi::Success,
+            headers(("Cache-Control" = String, description = "`no-store`"),
+                ("Set-Cookie" = String, description = "The three cookies, cleared."))),
+        (status = 400, description = "`validation_failed`: `password` missing or not a string, \
+            or an ambiguous request.", body = openapi::Error),
+        (status = 401, description = "`invalid_credentials`: a wrong `password`; or, as for \
+            `/api/users/me`, no live token.", body = openapi::Error),
+        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
+        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
+        (status = 429, description = "`rate_limited`: the login limits of this email or IP.",
+            body = openapi::Error,
+            headers(("Retry-After" = u64, description = "Whole seconds left in the window."))),
+        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+    )
+)]
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: AuthUser,
+    body: web::Json<JsonObject>,
+) -> Result<HttpResponse> {
+    let JsonObject(body) = body.into_inner();
+    let mut fields = Fields::of(&body)?;
+    let password = fields.required("password").to_owned();
+    if !fields.errors.is_empty() {
+        return Err(AppError::ValidationFailed(fields.errors));
+    }
+    let ip = client::client_ip(&req, &state.trusted_proxies);
+    state.auth.delete_account(&auth.user, password, ip).await?;
+    let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
+    state.cookies.clear(&mut response);
+    Ok(response)
+}
+
+/// Types that only describe JSON for the OpenAPI description.
+#[allow(dead_code)]
+pub mod schemas {
+    use utoipa::ToSchema;
+
+    use super::SessionView;
+    use crate::http::openapi::SuccessStatus;
+
+    #[derive(ToSchema)]
+    pub struct Sessions {
+        sessions: Vec<SessionView>,
+    }
+
+    /// The user's live sessions, newest first.
+    #[derive(ToSchema)]
+    pub struct SessionList {
+        #[schema(inline)]
+        status: SuccessStatus,
+        data: Sessions,
+    }
+
+    #[derive(ToSchema)]
+    pub struct EndedCount {
+        /// How many sessions ended.
+        ended: u64,
+    }
+
+    #[derive(ToSchema)]
+    pub struct Ended {
+        #[schema(inline)]
+        status: SuccessStatus,
+        data: EndedCount,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PasswordChangeRequest {
+        #[schema(format = "password")]
+        current_password: String,
+        /// 8 to 128 characters.
+        #[schema(format = "password", min_length = 8, max_length = 128)]
+        new_password: String,
+        /// Equal to `newPassword`.
+        #[schema(format = "password")]
+        new_password_confirm: String,
+    }
+
+    #[derive(ToSchema)]
+    pub struct DeleteAccountRequest {
+        #[schema(format = "password")]
+        password: String,
+    }
+}
