@@ -9,6 +9,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::error::{AppError, Result};
+use crate::http::auth::add_rule_errors;
 use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
 use crate::http::state::AppState;
@@ -197,20 +198,7 @@ pub async fn change_password(
         new_password_confirm: fields.required("newPasswordConfirm"),
     };
     let mut errors = std::mem::take(&mut fields.errors);
-    if let Err(invalid) = form.validate() {
-        for (field, errs) in invalid.field_errors() {
-            let name = match field.as_ref() {
-                "new_password" => "newPassword",
-                _ => "newPasswordConfirm",
-            };
-            if let Some(e) = errs.first()
-                && !errors.iter().any(|x| x.field == name)
-            {
-                let message = e.message.as_deref().unwrap_or("is invalid");
-                errors.push(crate::error::FieldError::new(name, message.to_string()));
-            }
-        }
-    }
+    add_rule_errors(&mut errors, form.validate());
     if !errors.is_empty() {
         errors.sort_by(|a, b| a.field.cmp(&b.field));
         return Err(AppError::ValidationFailed(errors));

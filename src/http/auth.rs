@@ -40,6 +40,8 @@ struct RegisterForm {
 fn json_name(field: &str) -> &str {
     match field {
         "password_confirm" => "passwordConfirm",
+        "new_password" => "newPassword",
+        "new_password_confirm" => "newPasswordConfirm",
         other => other,
     }
 }
