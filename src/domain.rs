@@ -130,3 +130,115 @@ impl Email {
         &self.0
     }
 }
+
+/// A name as sent may hold no control character (a tab or a newline included, even at an
+/// end) and no Unicode bidi override or isolate, which can make a name display as another
+/// (U+202A..U+202E, U+2066..U+2069). Register and a profile change both apply this.
+pub fn name_is_clean(sent: &str) -> bool {
+    !sent
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// A photo is a file name or a relative path, or an `http://`/`https://` URL: nothing that a
+/// page showing it would run or fetch from elsewhere (`javascript:`, `data:`, `file:`, a
+/// `//host` or `\\host` of the page's scheme). A control character is refused anywhere,
+/// since browsers drop tabs and newlines inside URLs (`java\tscript:`). The scheme is read
+/// as browsers read it, after the surrounding whitespace and case-insensitively.
+pub fn photo_is_allowed(sent: &str) -> bool {
+    if sent.chars().any(char::is_control) {
+        return false;
+    }
+    let photo = sent.trim();
+    let mut chars = photo.chars();
+    let slash = |c: Option<char>| matches!(c, Some('/' | '\\'));
+    if slash(chars.next()) && slash(chars.next()) {
+        return false;
+    }
+    let Some(end) = photo.find([':', '/', '\\', '?', '#']) else {
+        return true;
+    };
+    let (scheme, rest) = photo.split_at(end);
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !rest.starts_with(':') || !is_scheme {
+        return true;
+    }
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        && rest.starts_with("://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_refuse_control_characters_and_bidi_overrides_anywhere() {
+        for good in ["Ada", "Ada Lovelace", "Zoë 李", "a\u{200D}b", "\u{A0}Ada"] {
+            assert!(name_is_clean(good), "{good:?}");
+        }
+        for bad in [
+            "A\u{0}",
+            "Ada\n",
+            "\tAda",
+            "A\u{7F}",
+            "A\u{85}",
+            "A\u{9F}",
+            "\u{202A}Ada",
+            "Ad\u{202E}a",
+            "\u{2066}Ada",
+            "Ada\u{2069}",
+        ] {
+            assert!(!name_is_clean(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn photos_are_file_names_relative_paths_or_http_urls() {
+        for good in [
+            "default.png",
+            "me.jpg",
+            "img/me.png",
+            "/img/me.png",
+            "./me.png",
+            "../me.png",
+            "img/a:b.png",
+            "my photo:1.png",
+            "1:2.png",
+            "me.png?v=2#x",
+            "http://example.com/me.png",
+            "HTTPS://example.com/me.png",
+            "  https://example.com/me.png ",
+            "",
+        ] {
+            assert!(photo_is_allowed(good), "{good:?}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "\u{A0}javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "java\nscript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "vbscript:msgbox",
+            "blob:https://example.com/x",
+            "mailto:a@b.c",
+            "x:y",
+            "//evil.example/me.png",
+            " //evil.example/me.png",
+            "\\\\evil.example/me.png",
+            "/\\evil.example/me.png",
+            "\\/evil.example/me.png",
+            "http:evil.example",
+            "https:/evil.example",
+            "p\u{0}.png",
+        ] {
+            assert!(!photo_is_allowed(bad), "{bad:?}");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use crate::error::{AppError, FieldError, Result};
 use crate::http::guard::AdminUser;
 use crate::http::state::AppState;
 use crate::http::{no_store, openapi, success};
+use crate::service::cursor::CursorSeal;
 use crate::store::users::Cursor;
 
 const DEFAULT_LIMIT: u32 = 20;
@@ -22,7 +23,7 @@ struct Page {
 
 /// `limit` (1 to 100, default 20) and `cursor` (a `next_cursor` of an earlier answer) from a
 /// query string. A parameter that is sent must be valid, and sent once; others are ignored.
-fn parse_page(query: &str) -> Result<Page> {
+fn parse_page(query: &str, cursors: &CursorSeal) -> Result<Page> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
         .map_err(|_| AppError::validation("query", "is not a valid query string"))?;
     let mut errors = Vec::new();
@@ -49,7 +50,7 @@ fn parse_page(query: &str) -> Result<Page> {
             DEFAULT_LIMIT
         }
     };
-    let after = match cursor.map(|c| Cursor::decode(&c)) {
+    let after = match cursor.map(|c| cursors.open(&c)) {
         None => None,
         Some(Some(after)) => Some(after),
         Some(None) => {
@@ -106,10 +107,10 @@ pub async fn users(
     _admin: AdminUser,
     req: HttpRequest,
 ) -> Result<HttpResponse> {
-    let page = parse_page(req.query_string())?;
+    let page = parse_page(req.query_string(), state.auth.cursors())?;
     let found = state.auth.list_users(page.after, page.limit).await?;
     let users: Vec<UserView> = found.users.iter().map(User::view).collect();
-    let next_cursor = found.next.map(|cursor| cursor.encode());
+    let next_cursor = found.next.map(|cursor| state.auth.cursors().seal(&cursor));
     Ok(no_store(HttpResponse::Ok().json(success(
         json!({"data": {"users": users, "next_cursor": next_cursor}}),
     ))))
@@ -119,8 +120,19 @@ pub async fn users(
 mod tests {
     use super::*;
 
+    fn seal() -> CursorSeal {
+        CursorSeal::new(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            b"test",
+        ))
+    }
+
+    fn parse(query: &str) -> Result<Page> {
+        parse_page(query, &seal())
+    }
+
     fn fields(query: &str) -> Vec<String> {
-        match parse_page(query) {
+        match parse(query) {
             Err(AppError::ValidationFailed(errors)) => {
                 errors.into_iter().map(|e| e.field).collect()
             }
@@ -131,14 +143,14 @@ mod tests {
     #[test]
     fn limit_defaults_to_20_and_takes_1_to_100() {
         assert_eq!(
-            parse_page("").unwrap(),
+            parse("").unwrap(),
             Page {
                 after: None,
                 limit: 20
             }
         );
-        assert_eq!(parse_page("limit=1").unwrap().limit, 1);
-        assert_eq!(parse_page("limit=100&other=x").unwrap().limit, 100);
+        assert_eq!(parse("limit=1").unwrap().limit, 1);
+        assert_eq!(parse("limit=100&other=x").unwrap().limit, 100);
         for bad in [
             "limit=0",
             "limit=101",
@@ -158,13 +170,13 @@ mod tests {
             created_at: chrono::DateTime::from_timestamp_micros(1_764_633_230_123_456).unwrap(),
             id: uuid::Uuid::new_v4(),
         };
-        let page = parse_page(&format!("cursor={}&limit=5", cursor.encode())).unwrap();
+        let page = parse(&format!("cursor={}&limit=5", seal().seal(&cursor))).unwrap();
         assert_eq!(page.after, Some(cursor));
         for bad in [
             "cursor=",
             "cursor=abc",
             "cursor=%FF",
-            &format!("cursor={}A", cursor.encode()),
+            &format!("cursor={}A", seal().seal(&cursor)),
         ] {
             assert_eq!(fields(bad), ["cursor"], "{bad}");
         }

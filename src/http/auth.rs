@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use validator::{Validate, ValidationErrors};
 
-use crate::domain::Email;
+use crate::domain::{self, Email};
 use crate::error::{AppError, FieldError, Result};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::client;
@@ -65,24 +65,18 @@ fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
 fn parse_registration(body: &Value) -> Result<Registration> {
     let mut fields = Fields::of(body)?;
     // Read in the order of the form, so that errors are listed in that order.
-    let name = fields.required("name").trim().to_owned();
+    let sent_name = fields.required("name");
     let email = Email::normalize(fields.required("email"));
     let form = RegisterForm {
-        name,
+        name: sent_name.trim().to_owned(),
         email: email.as_str().to_owned(),
         password: fields.required("password").to_owned(),
         password_confirm: fields.required("passwordConfirm").to_owned(),
         photo: fields.optional("photo").map(str::to_owned),
     };
     let mut errors = std::mem::take(&mut fields.errors);
-    refuse_nul(
-        &mut errors,
-        &[
-            ("name", form.name.as_str()),
-            ("email", &form.email),
-            ("photo", form.photo.as_deref().unwrap_or("")),
-        ],
-    );
+    refuse_unsafe(&mut errors, Some(sent_name), form.photo.as_deref());
+    refuse_nul(&mut errors, &[("email", &form.email)]);
     add_rule_errors(&mut errors, form.validate());
     if !errors.is_empty() {
         return Err(AppError::ValidationFailed(errors));
@@ -97,6 +91,23 @@ fn parse_registration(body: &Value) -> Result<Registration> {
 
 fn fields_has(errors: &[FieldError], field: &str) -> bool {
     errors.iter().any(|e| e.field == field)
+}
+
+/// The name and photo rules of `domain` beyond lengths, for the fields that were sent and
+/// have no error yet: register and a profile change.
+pub(crate) fn refuse_unsafe(errors: &mut Vec<FieldError>, name: Option<&str>, photo: Option<&str>) {
+    if name.is_some_and(|n| !domain::name_is_clean(n)) && !fields_has(errors, "name") {
+        errors.push(FieldError::new(
+            "name",
+            "must not contain control characters or bidirectional overrides",
+        ));
+    }
+    if photo.is_some_and(|p| !domain::photo_is_allowed(p)) && !fields_has(errors, "photo") {
+        errors.push(FieldError::new(
+            "photo",
+            "must be a file name, a relative path or an http(s) URL",
+        ));
+    }
 }
 
 /// Postgres text cannot hold NUL; refuse it at the edge rather than fail at the write. A
@@ -290,6 +301,11 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         (the Bearer token, the `access_token` and the `refresh_token` cookie, each taken as an \
         access or a refresh token), and clears the cookies. Safe to call without a token or \
         twice. GET exists for older clients; prefer POST.",
+    params(
+        ("all" = Option<bool>, Query, description = "`true` (or `1`): end every session of \
+            the user of each token whose own session is live, the current one included. A \
+            token of an ended session ends nothing. `false`, `0` or absent: this session only."),
+    ),
     security((), ("access_cookie" = []), ("refresh_cookie" = []), ("access_bearer" = []),
         ("refresh_bearer" = [])),
     responses(
@@ -299,7 +315,9 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
                     an `Expires` in the past, with the attributes they were set with."),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 400, description = "`validation_failed`: `all` is not `true`, `false`, `1` \
+            or `0`, or is sent twice; or an ambiguous request. Nothing ends.",
+            body = openapi::Error),
         (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
         (status = 500, description = openapi::INTERNAL, body = openapi::Error),
         (status = 503, description = "`service_unavailable`: a store cannot be reached; no \

@@ -522,7 +522,8 @@ mod schemas {
     #[serde(rename_all = "camelCase")]
     #[schema(example = json!({"name": "Ada", "email": "ada@example.com", "password": "correct horse", "passwordConfirm": "correct horse"}))]
     pub struct RegisterRequest {
-        /// Trimmed; 1 to 100 characters after trimming; no NUL.
+        /// Trimmed; 1 to 100 characters after trimming; no control character (a tab or
+        /// newline included) and no bidi override or isolate (U+202A..U+202E, U+2066..U+2069).
         #[schema(min_length = 1, max_length = 100)]
         name: String,
         /// Trimmed and lowercased; a valid address of at most 254 characters.
@@ -534,7 +535,8 @@ mod schemas {
         /// Equal to `password`.
         #[schema(format = "password", min_length = 8, max_length = 128)]
         password_confirm: String,
-        /// Kept as given; `default.png` when absent or null.
+        /// A file name, a relative path, or an `http://`/`https://` URL (no other scheme, no
+        /// `//host`, no control character); kept as given; `default.png` when absent or null.
         #[schema(max_length = 255)]
         photo: Option<String>,
     }
@@ -567,10 +569,12 @@ mod schemas {
     #[derive(ToSchema)]
     #[schema(example = json!({"name": "Ada Lovelace", "photo": "ada.png"}))]
     pub struct ProfileRequest {
-        /// Trimmed; 1 to 100 characters after trimming; no NUL.
+        /// As at register: trimmed; 1 to 100 characters after trimming; no control
+        /// character and no bidi override or isolate.
         #[schema(min_length = 1, max_length = 100)]
         name: Option<String>,
-        /// Kept as given; at most 255 characters; no NUL.
+        /// As at register: a file name, a relative path, or an `http://`/`https://` URL;
+        /// kept as given; at most 255 characters.
         #[schema(max_length = 255)]
         photo: Option<String>,
     }

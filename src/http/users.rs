@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use validator::Validate;
 
 use crate::error::{AppError, Result};
-use crate::http::auth::{NAME_MAX_CHARS, PHOTO_MAX_CHARS, add_rule_errors, refuse_nul};
+use crate::http::auth::{NAME_MAX_CHARS, PHOTO_MAX_CHARS, add_rule_errors, refuse_unsafe};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
 use crate::http::state::AppState;
@@ -51,18 +51,13 @@ struct ProfileForm {
 /// Every other field is ignored.
 fn parse_profile(body: &Value) -> Result<ProfileChange> {
     let mut fields = Fields::of(body)?;
+    let sent_name = fields.optional("name");
     let form = ProfileForm {
-        name: fields.optional("name").map(|name| name.trim().to_owned()),
+        name: sent_name.map(|name| name.trim().to_owned()),
         photo: fields.optional("photo").map(str::to_owned),
     };
     let mut errors = std::mem::take(&mut fields.errors);
-    refuse_nul(
-        &mut errors,
-        &[
-            ("name", form.name.as_deref().unwrap_or("")),
-            ("photo", form.photo.as_deref().unwrap_or("")),
-        ],
-    );
+    refuse_unsafe(&mut errors, sent_name, form.photo.as_deref());
     add_rule_errors(&mut errors, form.validate());
     if !errors.is_empty() {
         return Err(AppError::ValidationFailed(errors));

@@ -10,13 +10,14 @@ use uuid::Uuid;
 use crate::domain::{Email, NewUser, Role, User};
 use crate::error::{AppError, Result};
 use crate::service::cache::{Users, VerifiedTokens};
+use crate::service::cursor::CursorSeal;
 use crate::service::password::Passwords;
 use crate::service::tokens::{Claims, TokenType, Tokens, entry_expiry, has_expired};
 use crate::store::Stores;
 use crate::store::attempts::{LoginAttempts, Verdict};
 use crate::store::rotation::{Rotate, Rotation, Successor};
 use crate::store::sessions::{
-    Device, NewSession, SessionInfo, SessionStore, Stamp, TokenEntry, TokenRef,
+    Created, Device, NewSession, SessionInfo, SessionStore, Stamp, TokenEntry, TokenRef, Vouched,
 };
 use crate::store::users::{Cursor, UserStore};
 
@@ -51,8 +52,8 @@ const CACHE_ENTRIES: usize = 10_000;
 /// instance within this time.
 const COPY_MAX_AGE: Duration = Duration::from_secs(60);
 
-/// A refresh rotates only for the user as last read; a user changing faster than this many
-/// reads is answered 503.
+/// A refresh rotates, and a login writes its session, only for the user as last read; a user
+/// changing faster than this many reads is answered 503.
 const MAX_STAMP_TRIES: usize = 3;
 
 /// The flows, with everything they use.
@@ -68,6 +69,7 @@ pub struct AuthService {
     user_copies: Users,
     /// `auth_refreshes_total{outcome}`.
     refreshes: IntCounterVec,
+    cursors: CursorSeal,
 }
 
 fn entry(claims: &Claims) -> TokenEntry {
@@ -113,6 +115,12 @@ pub struct PasswordChange {
     pub keep: Uuid,
 }
 
+/// Whether `now` still has what a password check of `checked` proved: the same password and
+/// address. A change of anything else (a name, a role) does not undo a login.
+fn same_credentials(now: &User, checked: &User) -> bool {
+    now.password_hash == checked.password_hash && now.email == checked.email
+}
+
 fn token_ref(claims: &Claims) -> TokenRef {
     TokenRef {
         user: claims.sub,
@@ -131,6 +139,7 @@ impl AuthService {
     ) -> Self {
         AuthService {
             refreshes,
+            cursors: CursorSeal::new(tokens.derive_key("rs256-auth admin list cursor v1")),
             users: stores.users,
             sessions: stores.sessions,
             attempts: stores.attempts,
@@ -140,6 +149,11 @@ impl AuthService {
             verified: VerifiedTokens::new(CACHE_ENTRIES),
             user_copies: Users::new(CACHE_ENTRIES, COPY_MAX_AGE),
         }
+    }
+
+    /// Seals and opens the admin list's cursors.
+    pub fn cursors(&self) -> &CursorSeal {
+        &self.cursors
     }
 
     /// The access keys as a JWK Set.
@@ -167,19 +181,39 @@ impl AuthService {
         ip: Option<IpAddr>,
         device: Device,
     ) -> Result<SessionTokens> {
-        let user = self.check_password(email, password, ip).await?;
+        let checked = self.check_password(email, password, ip).await?;
         let sid = Uuid::new_v4();
-        let (mut access, refresh) = self.tokens.pair(user.id, sid)?;
-        access.role = Some(user.role());
-        let session = NewSession {
-            user: user.id,
-            sid,
-            access: entry(&access),
-            refresh: entry(&refresh),
-            device,
-        };
-        self.sessions.create(&session).await?;
-        self.sign_pair(&access, &refresh)
+        // The session is written only for the user as checked: the stamp is read first, then
+        // the user again, and the write holds only while neither moved. A password change or
+        // a deletion committed meanwhile refuses the login; any other change (a new name) is
+        // read again and the write tried again.
+        for _ in 0..MAX_STAMP_TRIES {
+            let stamp = self.sessions.stamp(checked.id).await?;
+            let user = self.users.by_id(checked.id).await?;
+            let Some(user) = user.filter(|now| same_credentials(now, &checked)) else {
+                return Err(AppError::InvalidCredentials);
+            };
+            let (mut access, refresh) = self.tokens.pair(user.id, sid)?;
+            access.role = Some(user.role());
+            let session = NewSession {
+                user: user.id,
+                sid,
+                access: entry(&access),
+                refresh: entry(&refresh),
+                device: device.clone(),
+            };
+            let vouched = Vouched {
+                stamp,
+                updated_at: user.updated_at,
+            };
+            if self.sessions.create(&session, &vouched).await? == Created::Created {
+                return self.sign_pair(&access, &refresh);
+            }
+        }
+        Err(AppError::unavailable(
+            "login",
+            "the user changed at every try of a login",
+        ))
     }
 
     /// The user of `email` if `password` is theirs. Whatever asks for a password (login, a
@@ -200,8 +234,8 @@ impl AuthService {
         if password.chars().count() > MAX_PASSWORD_CHARS {
             return Err(AppError::InvalidCredentials);
         }
-        let mut found = self.users.by_email(email).await?;
-        let hash = found.as_mut().map(|u| std::mem::take(&mut u.password_hash));
+        let found = self.users.by_email(email).await?;
+        let hash = found.as_ref().map(|u| u.password_hash.clone());
         let verified = self.passwords.verify(password, hash).await?;
         let Some(user) = found.filter(|_| verified) else {
             return Err(AppError::InvalidCredentials);
@@ -229,17 +263,16 @@ impl AuthService {
         self.sessions.end_all(user, keep).await
     }
 
-    /// Logout everywhere: every session of the user of each token that verifies.
+    /// Logout everywhere: every session of the user of each token whose own session is live.
+    /// A token of an ended session (ended from another device, revoked for reuse, swept by a
+    /// password change) verifies until it expires, but speaks for no one: it ends nothing.
     pub async fn logout_everywhere(&self, candidates: &[&str]) -> Result<()> {
-        let mut users: Vec<Uuid> = candidates
-            .iter()
-            .filter_map(|token| {
-                [TokenType::Access, TokenType::Refresh]
-                    .into_iter()
-                    .find_map(|typ| self.tokens.verify(token, typ).ok())
-            })
-            .map(|claims| claims.sub)
-            .collect();
+        let mut users = Vec::new();
+        for claims in self.verifying(candidates) {
+            if self.sessions.check(&token_ref(&claims)).await?.live {
+                users.push(claims.sub);
+            }
+        }
         users.sort_unstable();
         users.dedup();
         for user in users {
@@ -262,8 +295,11 @@ impl AuthService {
         if !self.users.set_password(user.id, &hash).await? {
             return Err(gone_user());
         }
+        // The stamp before the sweep: a login that checked the old password and writes its
+        // session after the sweep finds the stamp moved (see `login`).
+        self.user_changed(user.id).await?;
         self.sessions.end_all(user.id, Some(change.keep)).await?;
-        self.user_changed(user.id).await
+        Ok(())
     }
 
     /// Deletes `user` after checking their password, and ends all of their sessions.
@@ -276,12 +312,13 @@ impl AuthService {
         let email = Email::normalize(&user.email);
         self.check_password(&email, password, ip).await?;
         // The user first: should ending the sessions fail, their tokens already find no
-        // user and answer session_revoked.
+        // user and answer session_revoked. The stamp before the sweep, as for a password.
         if !self.users.delete(user.id).await? {
             return Err(gone_user());
         }
+        self.user_changed(user.id).await?;
         self.sessions.end_all(user.id, None).await?;
-        self.user_changed(user.id).await
+        Ok(())
     }
 
     /// Consumes the refresh token and issues the next pair of the same session. The session is
@@ -369,16 +406,20 @@ impl AuthService {
     /// token: a stale token of an old session must not shield the live one sent beside it.
     /// Dead or absent tokens are fine: logging out is idempotent.
     pub async fn logout(&self, candidates: &[&str]) -> Result<()> {
-        let sessions: Vec<TokenRef> = candidates
-            .iter()
-            .filter_map(|token| {
-                [TokenType::Access, TokenType::Refresh]
-                    .into_iter()
-                    .find_map(|typ| self.tokens.verify(token, typ).ok())
-            })
+        let sessions: Vec<TokenRef> = self
+            .verifying(candidates)
             .map(|claims| token_ref(&claims))
             .collect();
         self.sessions.end(&sessions).await
+    }
+
+    /// The claims of each candidate that verifies as an access or a refresh token.
+    fn verifying<'a>(&'a self, candidates: &'a [&str]) -> impl Iterator<Item = Claims> + 'a {
+        candidates.iter().filter_map(|token| {
+            [TokenType::Access, TokenType::Refresh]
+                .into_iter()
+                .find_map(|typ| self.tokens.verify(token, typ).ok())
+        })
     }
 
     /// The deserialize-user guard's work: a live access token of an existing user. One

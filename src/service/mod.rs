@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod cursor;
 pub mod keygen;
 pub mod password;
 pub mod tokens;

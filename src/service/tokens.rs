@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
@@ -51,6 +52,8 @@ pub struct Claims {
 struct KeySet {
     kid: String,
     signer: Signer,
+    /// Keyed with the private key, for the service's other secrets (`Tokens::derive_key`).
+    secret: hmac::Key,
     verifying: HashMap<String, DecodingKey>,
     jwks: Vec<Jwk>,
     ttl: Duration,
@@ -79,6 +82,7 @@ impl KeySet {
         Ok(KeySet {
             kid: kid.clone(),
             signer,
+            secret: hmac::Key::new(hmac::HMAC_SHA256, signing.as_bytes()),
             verifying: HashMap::from([(kid, verifying)]),
             jwks: vec![jwk],
             ttl,
@@ -280,6 +284,14 @@ impl Tokens {
     /// The access keys as a JWK Set, serialized once at start.
     pub fn jwks_json(&self) -> &str {
         &self.jwks_json
+    }
+
+    /// A key for `purpose`, derived from the refresh signing key (HMAC-SHA256 of the purpose
+    /// under its PKCS#1 DER): every instance with the same settings derives the same key, and
+    /// no one without the private key can. A new signing key derives new keys.
+    pub fn derive_key(&self, purpose: &str) -> hmac::Key {
+        let derived = hmac::sign(&self.refresh.secret, purpose.as_bytes());
+        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
     }
 
     /// How long tokens of this kind live.

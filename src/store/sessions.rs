@@ -1,6 +1,7 @@
 //! Sessions: one per login, with an entry per issued token. A token is live while both its
 //! entry and its session exist, so ending a session ends all of its tokens at once.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -71,6 +72,25 @@ pub enum Stamp {
     Is(String),
 }
 
+/// The user as a password check found them. A session is written only while this still holds,
+/// checked in the same atomic step as the write: a password change, a deletion or any other
+/// change to the user committed after the check refuses the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vouched {
+    /// The user's stamp, read before the user was (where the store keeps stamps).
+    pub stamp: Stamp,
+    /// The user's `updated_at` as read (where the same store holds the users).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What came of writing a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The user changed since it was vouched for: nothing was written.
+    UserChanged,
+}
+
 pub enum SessionStore {
     Redis(redis::sessions::Sessions),
     Sqlite(sqlite::sessions::Sessions),
@@ -85,10 +105,11 @@ impl SessionStore {
         }
     }
 
-    pub async fn create(&self, session: &NewSession) -> Result<()> {
+    /// Writes the session of a login, unless the user changed since `vouched` was read.
+    pub async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
         match self {
-            SessionStore::Redis(s) => s.create(session).await,
-            SessionStore::Sqlite(s) => s.create(session).await,
+            SessionStore::Redis(s) => s.create(session, vouched).await,
+            SessionStore::Sqlite(s) => s.create(session, vouched).await,
         }
     }
 
@@ -160,7 +181,8 @@ impl SessionStore {
         }
     }
 
-    /// Ends every live session of the user but `keep`; returns how many ended.
+    /// Ends every live session of the user but `keep`, in one atomic step (a session written
+    /// meanwhile is either ended or written after it); returns how many ended.
     pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
         match self {
             SessionStore::Redis(s) => s.end_all(user, keep).await,

@@ -1,7 +1,5 @@
 //! Users: Postgres in production, the SQLite file when embedded.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -11,7 +9,7 @@ use crate::store::{postgres, sqlite};
 
 /// A place in the list of users: just after the user created at `created_at` with `id`.
 /// Users are listed by `(created_at, id)`, a total order, so a walk page by page meets each
-/// user that exists throughout exactly once.
+/// user that exists throughout exactly once. Clients see it sealed (`service::cursor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
@@ -25,25 +23,6 @@ impl Cursor {
             created_at: user.created_at,
             id: user.id,
         }
-    }
-
-    /// Opaque text for clients: base64url of the creation instant (Unix microseconds, 8 bytes
-    /// big-endian) and the id (16 bytes).
-    pub fn encode(&self) -> String {
-        let mut bytes = [0u8; 24];
-        bytes[..8].copy_from_slice(&self.created_at.timestamp_micros().to_be_bytes());
-        bytes[8..].copy_from_slice(self.id.as_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// What `encode` wrote, or `None` for anything else.
-    pub fn decode(text: &str) -> Option<Self> {
-        let bytes: [u8; 24] = URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?;
-        let micros = i64::from_be_bytes(bytes[..8].try_into().ok()?);
-        Some(Cursor {
-            created_at: DateTime::from_timestamp_micros(micros)?,
-            id: Uuid::from_slice(&bytes[8..]).ok()?,
-        })
     }
 }
 
@@ -140,39 +119,5 @@ impl UserStore {
             UserStore::Postgres(s) => s.ping().await,
             UserStore::Sqlite(s) => s.ping().await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cursor_reads_back_what_it_wrote_and_nothing_else() {
-        for micros in [
-            0,
-            1_764_633_230_123_456,
-            -1,
-            i64::from(i32::MAX) * 1_000_000,
-        ] {
-            let cursor = Cursor {
-                created_at: DateTime::from_timestamp_micros(micros).unwrap(),
-                id: Uuid::new_v4(),
-            };
-            let text = cursor.encode();
-            assert!(
-                text.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-            );
-            assert_eq!(Cursor::decode(&text), Some(cursor));
-            assert_eq!(Cursor::decode(&text[1..]), None);
-            assert_eq!(Cursor::decode(&format!("{text}AA")), None);
-        }
-        assert_eq!(Cursor::decode(""), None);
-        assert_eq!(Cursor::decode("not a cursor"), None);
-        // An instant chrono cannot hold.
-        let mut bytes = [0u8; 24];
-        bytes[..8].copy_from_slice(&i64::MAX.to_be_bytes());
-        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode(bytes)), None);
     }
 }

@@ -27,7 +27,9 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::store::redis::{Redis, entry};
 use crate::store::rotation::{self, Rotate, Rotation, Seen, Step};
-use crate::store::sessions::{Check, Device, NewSession, SessionInfo, Stamp, TokenRef};
+use crate::store::sessions::{
+    Check, Created, Device, NewSession, SessionInfo, Stamp, TokenRef, Vouched,
+};
 use crate::store::{millis, now_ms};
 
 /// How long a stamp is kept. One that ends is replaced by a new one at the next request,
@@ -88,6 +90,50 @@ return {'seen', value or false, session or false, redis.call('EXISTS', KEYS[5]),
     )
 });
 
+/// A login's session, written only if the user's stamp is still the one the login read before
+/// it read the user: a change to the user (a new password, a deletion) moves the stamp before
+/// it ends the user's sessions, so a login that checked the old password either wrote its
+/// session before that sweep, which ends it, or finds the stamp moved and writes nothing.
+/// KEYS: user stamp, session, access entry, refresh entry, session details, user's index.
+/// ARGV: the stamp read, session value, access value, access TTL ms, refresh value, refresh
+/// TTL ms, now (Unix ms), user agent, ip, sid, index score.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[6])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6])
+redis.call('HSET', KEYS[5], 'created_at', ARGV[7], 'last_used_at', ARGV[7], 'user_agent', ARGV[8], 'ip', ARGV[9])
+redis.call('PEXPIRE', KEYS[5], ARGV[6])
+redis.call('ZADD', KEYS[6], ARGV[11], ARGV[10])
+redis.call('PEXPIRE', KEYS[6], ARGV[6])
+return 1
+",
+    )
+});
+
+/// Ends every session in the user's index but one, in one step: no session can be written
+/// between reading the index and ending what it lists. Returns how many were live.
+/// KEYS: the user's index. ARGV: the prefix of the user's keys (`<prefix>{user}:`), the sid
+/// to keep ('' for none). The session keys are not in KEYS: the index names them, and they
+/// carry the same `{user}` tag, so they are in the same cluster slot.
+static END_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ended = 0
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if sid ~= ARGV[2] then
+    ended = ended + redis.call('DEL', ARGV[1] .. sid .. ':sess')
+    redis.call('DEL', ARGV[1] .. sid .. ':meta')
+    redis.call('ZREM', KEYS[1], sid)
+  end
+end
+return ended
+",
+    )
+});
+
 pub struct Sessions {
     redis: Redis,
     prefix: String,
@@ -134,7 +180,7 @@ impl Sessions {
         format!("{}{{{user}}}:sessions", self.prefix)
     }
 
-    pub async fn create(&self, session: &NewSession) -> Result<()> {
+    pub async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
         let NewSession {
             user,
             sid,
@@ -142,44 +188,42 @@ impl Sessions {
             refresh,
             ref device,
         } = *session;
+        let Stamp::Is(stamp) = &vouched.stamp else {
+            // This store always keeps a stamp: one that is not there changed.
+            return Ok(Created::UserChanged);
+        };
         let now = now_ms();
         // Every session of a user ends at most a refresh lifetime from its last write, so
         // the newest write's TTL is also the index's.
         let ttl = refresh.expires_at.ttl_ms();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(self.session_key(user, sid))
+        let mut invocation = CREATE.prepare_invoke();
+        invocation
+            .key(stamp_key(&self.prefix, user))
+            .key(self.session_key(user, sid))
+            .key(self.token_key(user, sid, access.token_uuid))
+            .key(self.token_key(user, sid, refresh.token_uuid))
+            .key(self.details_key(user, sid))
+            .key(self.index_key(user))
+            .arg(stamp)
             .arg(entry::session(user))
-            .arg("PX")
-            .arg(refresh.expires_at.ttl_ms())
-            .cmd("SET")
-            .arg(self.token_key(user, sid, access.token_uuid))
             .arg(entry::access(user))
-            .arg("PX")
             .arg(access.expires_at.ttl_ms())
-            .cmd("SET")
-            .arg(self.token_key(user, sid, refresh.token_uuid))
             .arg(entry::refresh_live(user, access.token_uuid))
-            .arg("PX")
             .arg(ttl)
-            .hset_multiple(
-                self.details_key(user, sid),
-                &[
-                    ("created_at", now.to_string()),
-                    ("last_used_at", now.to_string()),
-                    ("user_agent", device.user_agent.clone()),
-                    ("ip", device.ip.clone()),
-                ],
-            )
-            .pexpire(self.details_key(user, sid), ttl)
-            .zadd(
-                self.index_key(user),
-                sid.to_string(),
-                now.saturating_add(ttl),
-            )
-            .pexpire(self.index_key(user), ttl);
-        self.redis.run(async |c| pipe.query_async(c).await).await
+            .arg(now)
+            .arg(&device.user_agent)
+            .arg(&device.ip)
+            .arg(sid.to_string())
+            .arg(now.saturating_add(ttl));
+        let created: i64 = self
+            .redis
+            .run(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(if created == 1 {
+            Created::Created
+        } else {
+            Created::UserChanged
+        })
     }
 
     pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
@@ -251,27 +295,16 @@ impl Sessions {
     }
 
     pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
-        let ending: Vec<Uuid> = self
-            .list(user)
-            .await?
-            .into_iter()
-            .map(|s| s.sid)
-            .filter(|sid| Some(*sid) != keep)
-            .collect();
-        if ending.is_empty() {
-            return Ok(0);
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for &sid in &ending {
-            pipe.del(self.session_key(user, sid))
-                .del(self.details_key(user, sid))
-                .ignore();
-        }
-        let sids: Vec<String> = ending.iter().map(Uuid::to_string).collect();
-        pipe.zrem(self.index_key(user), &sids).ignore();
-        let ended: Vec<u32> = self.redis.run(async |c| pipe.query_async(c).await).await?;
-        Ok(ended.iter().filter(|&&n| n == 1).count())
+        let mut invocation = END_ALL.prepare_invoke();
+        invocation
+            .key(self.index_key(user))
+            .arg(format!("{}{{{user}}}:", self.prefix))
+            .arg(keep.map_or_else(String::new, |k| k.to_string()));
+        let ended: i64 = self
+            .redis
+            .run(async |c| invocation.invoke_async(c).await)
+            .await?;
+        Ok(usize::try_from(ended).unwrap_or(0))
     }
 
     pub async fn check(&self, token: &TokenRef) -> Result<Check> {

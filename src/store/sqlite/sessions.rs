@@ -1,6 +1,7 @@
 //! Sessions and token entries in the SQLite file, with the semantics of the Redis store:
 //! rows past their `expires_at` count as gone, and a rotation is one transaction.
 
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use crate::error::AppError;
 use crate::error::Result;
 use crate::store::now_ms;
 use crate::store::rotation::{self, RefreshState, Rotate, Rotation, Seen, Step, Successor};
-use crate::store::sessions::{Device, NewSession, SessionInfo, TokenRef};
+use crate::store::sessions::{Created, Device, NewSession, SessionInfo, TokenRef, Vouched};
 use crate::store::sqlite::{Db, fail};
 
 pub struct Sessions {
@@ -21,7 +22,10 @@ impl Sessions {
         Sessions { db: db.clone() }
     }
 
-    pub async fn create(&self, session: &NewSession) -> Result<()> {
+    /// The users live in the same file: the write checks the user's `updated_at` inside the
+    /// write transaction, so a change committed after the password check refuses it, and one
+    /// committed after it ends the session with the others.
+    pub async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
         let NewSession {
             user,
             sid,
@@ -31,6 +35,15 @@ impl Sessions {
         } = *session;
         let now = now_ms();
         let mut tx = self.db.write().await?;
+        let updated_at: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT updated_at FROM users WHERE id = ?")
+                .bind(user.hyphenated())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(fail)?;
+        if updated_at != Some(vouched.updated_at) {
+            return Ok(Created::UserChanged);
+        }
         sqlx::query(
             "INSERT INTO sessions (sid, user_id, expires_at, created_at, last_used_at, user_agent, ip)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -65,7 +78,8 @@ impl Sessions {
             issued_with,
         )
         .await?;
-        tx.commit().await.map_err(fail)
+        tx.commit().await.map_err(fail)?;
+        Ok(Created::Created)
     }
 
     pub async fn is_live(&self, token: &TokenRef) -> Result<bool> {
