@@ -102,6 +102,13 @@ impl Role {
 }
 
 impl User {
+    /// The user as the flows hand it on: the hash stays with the password check, so no copy,
+    /// cache or answer can carry it.
+    pub fn without_hash(mut self) -> Self {
+        self.password_hash = String::new();
+        self
+    }
+
     /// The stored role, as authorization reads it.
     pub fn role(&self) -> Role {
         Role::parse(&self.role).unwrap_or(Role::User)

@@ -5,6 +5,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::store::StoreError;
+
 /// One bad field of a `validation_failed` answer.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
@@ -118,12 +120,6 @@ impl AppError {
         AppError::Internal { store: None }
     }
 
-    /// As `internal`, for a store's unexpected failure.
-    pub fn store_failed(store: &'static str, cause: impl std::fmt::Display) -> Self {
-        tracing::error!(store, error = %cause, "store failed");
-        AppError::Internal { store: Some(store) }
-    }
-
     /// Logs an outage (of a store, of argon2's queue, ...) and answers 503, so clients retry
     /// instead of giving up.
     pub fn unavailable(what: &'static str, error: impl std::fmt::Display) -> Self {
@@ -139,6 +135,20 @@ impl AppError {
             }
             AppError::Internal { store: Some(store) } => Some((store, "failed")),
             _ => None,
+        }
+    }
+}
+
+/// A store's outage is 503, so that clients retry; its defect is 500. Either is logged here,
+/// inside the request's span, with the store's name for the metrics.
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { store, cause } => AppError::unavailable(store, cause),
+            StoreError::Failed { store, cause } => {
+                tracing::error!(store, error = %cause, "store failed");
+                AppError::Internal { store: Some(store) }
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use rs256_auth::config::Settings;
 use rs256_auth::domain::{Email, Role};
 use rs256_auth::error::AppError;
+use rs256_auth::service::admin::{AdminFlows, RoleError};
 use rs256_auth::service::keygen::{self, KeygenOptions};
 use rs256_auth::startup::Application;
 use rs256_auth::store::Stores;
@@ -91,28 +93,24 @@ async fn set_role(email: &str, role: &str) -> Result<(), String> {
         Role::parse(role).ok_or_else(|| format!("ROLE: must be user or admin, not `{role}`"))?;
     let email = Email::normalize(email);
     let settings = Settings::load().map_err(|e| e.to_string())?;
-    let stores = Stores::open(&settings).await?;
-    // Before changing anything: a role that running instances cannot be told of would be
-    // served from their copies of the user for up to a minute.
-    stores
-        .sessions
-        .ping()
-        .await
-        .map_err(|e| format!("{}; nothing was changed", store_problem(&e)))?;
-    let user = stores
-        .users
-        .set_role(&email, role)
-        .await
-        .map_err(|e| format!("{}; nothing was changed", store_problem(&e)))?
-        .ok_or_else(|| format!("no user with the email {}", email.as_str()))?;
-    stores.sessions.user_changed(user.id).await.map_err(|e| {
-        format!(
-            "{} is now {}, but running instances could not be told ({}); they see it within a minute",
-            user.email,
-            role.as_str(),
-            store_problem(&e)
-        )
-    })?;
+    let admin = AdminFlows::new(Arc::new(Stores::open(&settings).await?));
+    let user = match admin.set_role(&email, role).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(format!("no user with the email {}", email.as_str())),
+        // Before changing anything: a role that running instances cannot be told of would be
+        // served from their copies of the user for up to a minute.
+        Err(RoleError::Unchanged(e)) => {
+            return Err(format!("{}; nothing was changed", store_problem(&e)));
+        }
+        Err(RoleError::Unannounced { user, error }) => {
+            return Err(format!(
+                "{} is now {}, but running instances could not be told ({}); they see it within a minute",
+                user.email,
+                role.as_str(),
+                store_problem(&error)
+            ));
+        }
+    };
     println!("{} is now {}", user.email, role.as_str());
     Ok(())
 }

@@ -16,7 +16,9 @@ use crate::http::middleware::{RequestSpan, request_id};
 use crate::http::state::AppState;
 use crate::http::{body, metrics_route, not_found, routes};
 use crate::metrics::Metrics;
+use crate::service::attempts::Limits;
 use crate::service::auth::AuthService;
+use crate::service::cursor::CursorSeal;
 use crate::service::password::{Passwords, QueueMetrics};
 use crate::service::tokens::Tokens;
 use crate::store::Stores;
@@ -42,14 +44,21 @@ impl Application {
             wait: metrics.hash_wait.clone(),
         };
         let passwords = Passwords::new(settings.hash_concurrency, queue)?;
+        let limits = Limits {
+            per_email: settings.login_attempts_limit,
+            per_ip: settings.login_attempts_ip_limit,
+            window: settings.login_attempts_window,
+        };
         let auth = AuthService::new(
             stores,
+            limits,
             tokens,
             passwords,
             settings.refresh_reuse_grace,
             metrics.refreshes.clone(),
         );
         let state = web::Data::new(AppState {
+            cursors: CursorSeal::new(auth.cursor_key()),
             auth,
             cookies: CookiePolicy::new(settings.cookies.clone()),
             client_origins: settings.client_origins.clone(),

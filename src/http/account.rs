@@ -14,7 +14,7 @@ use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
 use crate::http::state::AppState;
 use crate::http::{client, no_store, openapi, success};
-use crate::service::auth::PasswordChange;
+use crate::service::accounts::PasswordChange;
 use crate::store::sessions::SessionInfo;
 
 /// One session as the list shows it.
@@ -68,7 +68,8 @@ pub async fn sessions(state: web::Data<AppState>, auth: AuthUser) -> Result<Http
     let current = auth.claims.sid;
     let sessions: Vec<SessionView> = state
         .auth
-        .sessions(auth.user.id)
+        .sessions
+        .list(auth.user.id)
         .await?
         .into_iter()
         .map(|s| view(s, current))
@@ -109,7 +110,7 @@ pub async fn end_session(
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
     let sid: Uuid = id.parse().map_err(|_| AppError::NoSuchSession)?;
-    state.auth.end_session(auth.user.id, sid).await?;
+    state.auth.sessions.end_one(auth.user.id, sid).await?;
     let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     if sid == auth.claims.sid {
         state.cookies.clear(&mut response);
@@ -141,7 +142,8 @@ pub async fn end_other_sessions(
 ) -> Result<HttpResponse> {
     let ended = state
         .auth
-        .end_sessions(auth.user.id, Some(auth.claims.sid))
+        .sessions
+        .end_others(auth.user.id, auth.claims.sid)
         .await?;
     Ok(no_store(
         HttpResponse::Ok().json(success(json!({"data": {"ended": ended}}))),
@@ -209,7 +211,11 @@ pub async fn change_password(
         keep: auth.claims.sid,
     };
     let ip = client::client_ip(&req, &state.trusted_proxies);
-    state.auth.change_password(&auth.user, change, ip).await?;
+    state
+        .auth
+        .accounts
+        .change_password(&auth.user, change, ip)
+        .await?;
     Ok(no_store(HttpResponse::Ok().json(success(json!({})))))
 }
 
@@ -254,7 +260,7 @@ pub async fn delete_account(
         return Err(AppError::ValidationFailed(fields.errors));
     }
     let ip = client::client_ip(&req, &state.trusted_proxies);
-    state.auth.delete_account(&auth.user, password, ip).await?;
+    state.auth.accounts.delete(&auth.user, password, ip).await?;
     let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     state.cookies.clear(&mut response);
     Ok(response)

@@ -107,10 +107,10 @@ pub async fn users(
     _admin: AdminUser,
     req: HttpRequest,
 ) -> Result<HttpResponse> {
-    let page = parse_page(req.query_string(), state.auth.cursors())?;
-    let found = state.auth.list_users(page.after, page.limit).await?;
+    let page = parse_page(req.query_string(), &state.cursors)?;
+    let found = state.auth.admin.list_users(page.after, page.limit).await?;
     let users: Vec<UserView> = found.users.iter().map(User::view).collect();
-    let next_cursor = found.next.map(|cursor| state.auth.cursors().seal(&cursor));
+    let next_cursor = found.next.map(|cursor| state.cursors.seal(&cursor));
     Ok(no_store(HttpResponse::Ok().json(success(
         json!({"data": {"users": users, "next_cursor": next_cursor}}),
     ))))

@@ -12,7 +12,8 @@ use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::http::credentials::{bearer_token, cookie};
 use crate::http::state::AppState;
 use crate::http::{no_store, openapi, success};
-use crate::service::auth::{Registration, SessionTokens};
+use crate::service::accounts::Registration;
+use crate::service::sessions::SessionTokens;
 
 const DEFAULT_PHOTO: &str = "default.png";
 /// The rules of `name` and `photo`, at register and at a profile change.
@@ -163,7 +164,7 @@ pub async fn register(
 ) -> Result<HttpResponse> {
     let JsonObject(body) = body.into_inner();
     let input = parse_registration(&body)?;
-    let user = state.auth.register(input).await?;
+    let user = state.auth.accounts.register(input).await?;
     Ok(HttpResponse::Created().json(success(json!({"data": {"user": user.view()}}))))
 }
 
@@ -222,7 +223,11 @@ pub async fn login(
     }
     let ip = client::client_ip(&req, &state.trusted_proxies);
     let device = client::device(&req, ip);
-    let tokens = state.auth.login(&email, password, ip, device).await?;
+    let tokens = state
+        .auth
+        .sessions
+        .login(&email, password, ip, device)
+        .await?;
     Ok(session_response(&state, &tokens, false))
 }
 
@@ -273,7 +278,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         None => (bearer_token(&req), true),
     };
     let result = match token {
-        Some(token) => state.auth.refresh(&token).await,
+        Some(token) => state.auth.sessions.refresh(&token).await,
         None => Err(AppError::NotLoggedIn),
     };
     match result {
@@ -335,9 +340,9 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
     .collect();
     let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
     if everywhere(&req)? {
-        state.auth.logout_everywhere(&candidates).await?;
+        state.auth.sessions.logout_everywhere(&candidates).await?;
     } else {
-        state.auth.logout(&candidates).await?;
+        state.auth.sessions.logout(&candidates).await?;
     }
     let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     state.cookies.clear(&mut response);

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use actix_web::cookie::{Cookie, time};
 
 use crate::config::CookieSettings;
-use crate::service::auth::SessionTokens;
+use crate::service::sessions::SessionTokens;
 
 pub const ACCESS_COOKIE: &str = "access_token";
 pub const REFRESH_COOKIE: &str = "refresh_token";

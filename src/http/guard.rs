@@ -31,7 +31,7 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("AppState is not registered"))?;
             let token = token.ok_or(AppError::NotLoggedIn)?;
-            let (user, claims) = state.auth.authenticate(&token).await?;
+            let (user, claims) = state.auth.sessions.authenticate(&token).await?;
             Ok(AuthUser { user, claims })
         })
     }

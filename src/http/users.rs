@@ -10,7 +10,7 @@ use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
 use crate::http::state::AppState;
 use crate::http::{no_store, openapi, success};
-use crate::service::auth::ProfileChange;
+use crate::service::accounts::ProfileChange;
 
 #[utoipa::path(
     get,
@@ -105,7 +105,11 @@ pub async fn update_me(
 ) -> Result<HttpResponse> {
     let JsonObject(body) = body.into_inner();
     let change = parse_profile(&body)?;
-    let user = state.auth.update_profile(auth.user.id, &change).await?;
+    let user = state
+        .auth
+        .accounts
+        .update_profile(auth.user.id, &change)
+        .await?;
     Ok(no_store(
         HttpResponse::Ok().json(success(json!({"data": {"user": user.view()}}))),
     ))

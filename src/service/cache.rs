@@ -88,9 +88,8 @@ impl Users {
     }
 
     /// Keeps `user` as read under `stamp`: read the stamp first, then the user.
-    pub fn insert(&self, stamp: &str, mut user: User) -> Arc<User> {
-        user.password_hash = String::new();
-        let user = Arc::new(user);
+    pub fn insert(&self, stamp: &str, user: User) -> Arc<User> {
+        let user = Arc::new(user.without_hash());
         let copy = Held {
             stamp: stamp.into(),
             user: user.clone(),

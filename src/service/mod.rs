@@ -1,8 +1,13 @@
 //! The service's flows and crypto, between HTTP and the stores.
 
+pub mod accounts;
+pub mod admin;
+pub mod attempts;
 pub mod auth;
 pub mod cache;
+mod core;
 pub mod cursor;
 pub mod keygen;
 pub mod password;
+pub mod sessions;
 pub mod tokens;

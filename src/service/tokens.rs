@@ -13,10 +13,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::clock::{ExpiresAt, now_ms};
 use crate::config::{KeyPairPem, PublicKeyPem, Settings};
 use crate::domain::Role;
 use crate::error::{AppError, Result};
-use crate::store::{ExpiresAt, now_ms};
 
 /// Far above any token we issue (about 800 bytes); refuses junk before any parsing.
 const MAX_TOKEN_LEN: usize = 4096;

@@ -1,31 +1,11 @@
-//! Failed-login counters, per email and per client IP, shared by every instance.
-//!
-//! Each attempt is counted before the password is checked, so parallel guesses cannot slip
-//! past the limit; a success takes its own count back. A counter is a fixed window that
-//! starts at its first attempt and ends with it: nobody is locked out for longer.
+//! Failed-login counters: the contract every backend keeps. The rule that reads them is
+//! `service::attempts`.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use aws_lc_rs::digest;
+use enum_dispatch::enum_dispatch;
 
-use crate::domain::Email;
-use crate::error::Result;
-use crate::store::{redis, sqlite};
-
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub per_email: u32,
-    pub per_ip: u32,
-    pub window: Duration,
-}
-
-/// Whether an attempt may go on to the password check.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed,
-    Limited { retry_after: Duration },
-}
+use crate::store::error::Result;
 
 /// A counter after one more attempt, and the time left in its window.
 #[derive(Debug, Clone, Copy)]
@@ -34,124 +14,14 @@ pub struct Count {
     pub ttl: Duration,
 }
 
-impl Count {
-    fn is_over(&self, limit: u32) -> bool {
-        self.attempts > u64::from(limit)
-    }
-
-    fn verdict(&self) -> Verdict {
-        Verdict::Limited {
-            retry_after: self.ttl,
-        }
-    }
-}
-
 /// The counters of one backend. Keys are the same on each: `login:email:<sha256>` and
 /// `login:ip:<address or /64>`.
-pub enum Counters {
-    Redis(redis::attempts::Counters),
-    Sqlite(sqlite::attempts::Counters),
-}
+#[enum_dispatch]
+#[allow(async_fn_in_trait)] // Only ever called on the concrete enum, never through `dyn`.
+pub trait CounterStore {
+    /// One more attempt on `key`; a counter whose window has ended starts a new one.
+    async fn count(&self, key: &str, window: Duration) -> Result<Count>;
 
-impl Counters {
-    async fn count(&self, key: &str, window: Duration) -> Result<Count> {
-        match self {
-            Counters::Redis(c) => c.count(key, window).await,
-            Counters::Sqlite(c) => c.count(key, window).await,
-        }
-    }
-
-    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
-        match self {
-            Counters::Redis(c) => c.clear(email_key, ip_key).await,
-            Counters::Sqlite(c) => c.clear(email_key, ip_key).await,
-        }
-    }
-}
-
-pub struct LoginAttempts {
-    counters: Counters,
-    limits: Limits,
-}
-
-impl LoginAttempts {
-    pub fn new(counters: Counters, limits: Limits) -> Self {
-        LoginAttempts { counters, limits }
-    }
-
-    /// Counts an attempt for `email` from `ip`. The IP is counted first, and an IP over its
-    /// limit counts against no email: one client must not lock out every account.
-    pub async fn begin(&self, email: &Email, ip: Option<IpAddr>) -> Result<Verdict> {
-        let window = self.limits.window;
-        if let Some(ip) = ip {
-            let by_ip = self.counters.count(&ip_key(ip), window).await?;
-            if by_ip.is_over(self.limits.per_ip) {
-                return Ok(by_ip.verdict());
-            }
-        }
-        let by_email = self.counters.count(&email_key(email), window).await?;
-        Ok(if by_email.is_over(self.limits.per_email) {
-            by_email.verdict()
-        } else {
-            Verdict::Allowed
-        })
-    }
-
-    /// A success clears the email's failures and takes back its attempt from the IP's count.
-    pub async fn succeeded(&self, email: &Email, ip: Option<IpAddr>) -> Result<()> {
-        let ip_key = ip.map(ip_key);
-        self.counters
-            .clear(&email_key(email), ip_key.as_deref())
-            .await
-    }
-}
-
-/// The email is hashed: the counters need no address in clear.
-fn email_key(email: &Email) -> String {
-    let digest = digest::digest(&digest::SHA256, email.as_str().as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("login:email:{hex}")
-}
-
-fn ip_key(ip: IpAddr) -> String {
-    format!("login:ip:{}", ip_block(ip))
-}
-
-/// The block one client controls: the address itself for IPv4, its /64 for IPv6 (a single
-/// host usually holds a whole /64, so counting per address would be no limit at all).
-fn ip_block(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv6_clients_are_counted_per_64_block() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(ip_block(a), ip_block(b));
-        assert_ne!(ip_block(a), ip_block(other));
-        assert_eq!(ip_block("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
-        assert_eq!(ip_block("10.0.0.1".parse().unwrap()), "10.0.0.1");
-    }
-
-    #[test]
-    fn email_keys_hold_no_address() {
-        let key = email_key(&Email::normalize("Ada@Example.com"));
-        assert_eq!(key, email_key(&Email::normalize("ada@example.com ")));
-        assert!(key.starts_with("login:email:") && !key.contains("ada"));
-        assert_eq!(key.len(), "login:email:".len() + 64);
-    }
+    /// Clears the email's counter and takes one attempt back from the IP's.
+    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()>;
 }

@@ -1,10 +1,16 @@
 //! The only code that talks to a store. Two backends sit behind the same three stores:
 //! production (users in Postgres, sessions and login counters in Redis) and embedded (all
-//! three in one SQLite file). The flows see the enums of `users`, `sessions` and `attempts`
-//! and the backend-neutral outcomes they return; a third backend is a new module and one
-//! arm in each enum.
+//! three in one SQLite file).
+//!
+//! Each concern is a trait declared beside its value types (`users::UserStore`,
+//! `sessions::SessionStore`, `attempts::CounterStore`), with the same signatures in every
+//! backend. The enums below forward each method to their backend (enum_dispatch), so a new
+//! method is one signature in its trait and one body per backend, and a new backend is a
+//! module with one `impl` per trait and one variant per enum. Stores fail with `StoreError`;
+//! the service turns that into an HTTP answer.
 
 pub mod attempts;
+pub mod error;
 pub mod postgres;
 pub mod redis;
 pub mod rotation;
@@ -14,67 +20,58 @@ pub mod users;
 
 use std::time::Duration;
 
+use enum_dispatch::enum_dispatch;
+use uuid::Uuid;
+
 use crate::config::{Database, Settings};
-use crate::store::attempts::{Limits, LoginAttempts};
-use crate::store::sessions::SessionStore;
-use crate::store::users::UserStore;
+// Every type in the traits' signatures: enum_dispatch writes the forwarding methods here.
+use crate::domain::{Email, NewUser, Role, User};
+use crate::store::attempts::{Count, CounterStore};
+use crate::store::rotation::{Rotate, Rotation};
+use crate::store::sessions::{
+    Check, Created, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,
+};
+use crate::store::users::{Changed, Cursor, Inserted, UserStore};
 
-/// How long a request waits for a store before answering 503.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+pub use error::{Result, STORE_TIMEOUT, StoreError};
 
-/// An instant, in Unix milliseconds, at which a stored entry ends. Absolute, so that each
-/// backend can keep it as it likes: a relative TTL in Redis, a column in SQLite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ExpiresAt(i64);
-
-impl ExpiresAt {
-    pub fn from_unix_ms(ms: i64) -> Self {
-        ExpiresAt(ms)
-    }
-
-    pub fn unix_ms(self) -> i64 {
-        self.0
-    }
-
-    /// What is left of it, in milliseconds: at least 1, since Redis refuses a TTL of 0.
-    pub fn ttl_ms(self) -> i64 {
-        self.0.saturating_sub(now_ms()).max(1)
-    }
+/// The users, on the backend the settings name.
+#[enum_dispatch(UserStore)]
+pub enum Users {
+    Postgres(postgres::Users),
+    Sqlite(sqlite::users::Users),
 }
 
-/// The wall clock in Unix milliseconds; tokens' `exp` is measured against the same clock.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// The sessions and their tokens' entries.
+#[enum_dispatch(SessionStore)]
+pub enum Sessions {
+    Redis(redis::sessions::Sessions),
+    Sqlite(sqlite::sessions::Sessions),
 }
 
-/// Milliseconds of a duration, for TTLs and windows: at least 1.
-pub fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+/// The failed-login counters.
+#[enum_dispatch(CounterStore)]
+pub enum Counters {
+    Redis(redis::attempts::Counters),
+    Sqlite(sqlite::attempts::Counters),
 }
 
-/// The three stores, on the backends the settings name.
+/// The three stores, on the backends the settings name. Open them once and share them.
 pub struct Stores {
-    pub users: UserStore,
-    pub sessions: SessionStore,
-    pub attempts: LoginAttempts,
+    pub users: Users,
+    pub sessions: Sessions,
+    pub counters: Counters,
 }
 
 impl Stores {
     /// Connects (lazily where it can), creates what is missing and applies migrations.
     /// A store that cannot even be configured stops the start with one line.
     pub async fn open(settings: &Settings) -> Result<Self, String> {
-        let limits = Limits {
-            per_email: settings.login_attempts_limit,
-            per_ip: settings.login_attempts_ip_limit,
-            window: settings.login_attempts_window,
-        };
         let (users, embedded) = match &settings.database {
-            Database::Postgres(url) => {
-                (UserStore::Postgres(postgres::Users::open(url).await?), None)
-            }
+            Database::Postgres(url) => (Users::Postgres(postgres::Users::open(url).await?), None),
             Database::Sqlite(path) => {
                 let db = sqlite::Db::open(path).await?;
-                (UserStore::Sqlite(sqlite::users::Users::new(&db)), Some(db))
+                (Users::Sqlite(sqlite::users::Users::new(&db)), Some(db))
             }
         };
         let (sessions, counters) = match (&settings.redis, embedded) {
@@ -82,8 +79,8 @@ impl Stores {
                 let redis = redis::Redis::new(target)?;
                 let prefix = &settings.redis_key_prefix;
                 (
-                    SessionStore::Redis(redis::sessions::Sessions::new(redis.clone(), prefix)),
-                    attempts::Counters::Redis(redis::attempts::Counters::new(redis, prefix)),
+                    Sessions::Redis(redis::sessions::Sessions::new(redis.clone(), prefix)),
+                    Counters::Redis(redis::attempts::Counters::new(redis, prefix)),
                 )
             }
             (None, Some(db)) => {
@@ -94,8 +91,8 @@ impl Stores {
                 );
                 db.purge_expired_in_background();
                 (
-                    SessionStore::Sqlite(sqlite::sessions::Sessions::new(&db)),
-                    attempts::Counters::Sqlite(sqlite::attempts::Counters::new(&db)),
+                    Sessions::Sqlite(sqlite::sessions::Sessions::new(&db)),
+                    Counters::Sqlite(sqlite::attempts::Counters::new(&db)),
                 )
             }
             // Refused in config: Postgres users need shared (Redis) sessions.
@@ -107,7 +104,7 @@ impl Stores {
         Ok(Stores {
             users,
             sessions,
-            attempts: LoginAttempts::new(counters, limits),
+            counters,
         })
     }
 }

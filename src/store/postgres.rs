@@ -8,9 +8,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::domain::{Email, NewUser, Role, User};
-use crate::error::{AppError, Result};
-use crate::store::STORE_TIMEOUT;
-use crate::store::users::Cursor;
+use crate::store::error::{Result, STORE_TIMEOUT, StoreError};
+use crate::store::users::{Changed, Cursor, Inserted, UserStore};
 
 /// Postgres' own limit on one statement (its units: `3s`).
 const STATEMENT_TIMEOUT: &str = "3s";
@@ -37,9 +36,15 @@ impl Users {
             .connect_lazy_with(options);
         Ok(Users { pool })
     }
+}
 
-    pub async fn insert(&self, new: &NewUser) -> Result<Option<User>> {
-        sqlx::query_as!(
+impl UserStore for Users {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn insert(&self, new: &NewUser) -> Result<Inserted> {
+        let inserted = sqlx::query_as!(
             User,
             r#"INSERT INTO users (name, email, password_hash, photo)
                VALUES ($1, $2, $3, $4)
@@ -53,10 +58,11 @@ impl Users {
         )
         .fetch_optional(&self.pool)
         .await
-        .map_err(fail)
+        .map_err(fail)?;
+        Ok(inserted.map_or(Inserted::EmailTaken, Inserted::Created))
     }
 
-    pub async fn by_email(&self, email: &Email) -> Result<Option<User>> {
+    async fn by_email(&self, email: &Email) -> Result<Option<User>> {
         sqlx::query_as!(
             User,
             r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
@@ -69,7 +75,7 @@ impl Users {
         .map_err(fail)
     }
 
-    pub async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
         sqlx::query_as!(
             User,
             r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
@@ -82,7 +88,7 @@ impl Users {
         .map_err(fail)
     }
 
-    pub async fn set_password(&self, id: Uuid, hash: &str) -> Result<bool> {
+    async fn set_password(&self, id: Uuid, hash: &str) -> Result<Changed> {
         let done = sqlx::query!(
             "UPDATE users SET password_hash = $2 WHERE id = $1",
             id,
@@ -91,11 +97,11 @@ impl Users {
         .execute(&self.pool)
         .await
         .map_err(fail)?;
-        Ok(done.rows_affected() == 1)
+        Ok(changed(done.rows_affected()))
     }
 
     /// `updated_at` advances in the trigger, strictly (see the migrations).
-    pub async fn update_profile(
+    async fn update_profile(
         &self,
         id: Uuid,
         name: Option<&str>,
@@ -116,15 +122,15 @@ impl Users {
         .map_err(fail)
     }
 
-    pub async fn delete(&self, id: Uuid) -> Result<bool> {
+    async fn delete(&self, id: Uuid) -> Result<Changed> {
         let done = sqlx::query!("DELETE FROM users WHERE id = $1", id)
             .execute(&self.pool)
             .await
             .map_err(fail)?;
-        Ok(done.rows_affected() == 1)
+        Ok(changed(done.rows_affected()))
     }
 
-    pub async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
+    async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
         sqlx::query_as!(
             User,
             r#"UPDATE users SET role = $2 WHERE lower(email) = $1
@@ -139,7 +145,7 @@ impl Users {
     }
 
     /// Walks the `(created_at, id)` index (see the migrations).
-    pub async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
+    async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
         let limit = i64::from(limit);
         let users = match after {
             None => {
@@ -171,12 +177,20 @@ impl Users {
         users.map_err(fail)
     }
 
-    pub async fn ping(&self) -> Result<()> {
+    async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map_err(fail)?;
         Ok(())
+    }
+}
+
+fn changed(rows: u64) -> Changed {
+    if rows == 1 {
+        Changed::Done
+    } else {
+        Changed::NoSuchUser
     }
 }
 
@@ -209,19 +223,19 @@ async fn migrate(url: &str) -> Result<(), String> {
 
 /// An outage (connection lost, pool exhausted, statement or lock timeout) is 503: Postgres is
 /// there, or will be, but cannot answer in time. Anything else is a defect.
-fn fail(e: sqlx::Error) -> AppError {
+fn fail(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::Protocol(_) => AppError::unavailable("postgres", e),
+        | sqlx::Error::Protocol(_) => StoreError::unavailable("postgres", e),
         // 57014: statement_timeout; 55P03: lock not available.
         sqlx::Error::Database(ref db)
             if matches!(db.code().as_deref(), Some("57014" | "55P03")) =>
         {
-            AppError::unavailable("postgres", e)
+            StoreError::unavailable("postgres", e)
         }
-        other => AppError::store_failed("postgres", other),
+        other => StoreError::failed("postgres", other),
     }
 }

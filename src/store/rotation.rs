@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::error::Result;
-use crate::store::ExpiresAt;
+use crate::clock::ExpiresAt;
+use crate::store::error::Result;
 
 /// How many rotations an in-grace replay follows to reach the newest token.
 pub const MAX_CHAIN: usize = 32;

@@ -1,12 +1,13 @@
-//! Sessions: one per login, with an entry per issued token. A token is live while both its
+//! Sessions: the contract every backend keeps, and its value types. One session per login, with an entry per issued token. A token is live while both its
 //! entry and its session exist, so ending a session ends all of its tokens at once.
 
 use chrono::{DateTime, Utc};
+use enum_dispatch::enum_dispatch;
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::clock::ExpiresAt;
+use crate::store::error::Result;
 use crate::store::rotation::{Rotate, Rotation};
-use crate::store::{ExpiresAt, redis, sqlite};
 
 /// One token's entry: which token, and when its entry may end (never before the token
 /// itself stops verifying).
@@ -91,109 +92,59 @@ pub enum Created {
     UserChanged,
 }
 
-pub enum SessionStore {
-    Redis(redis::sessions::Sessions),
-    Sqlite(sqlite::sessions::Sessions),
+/// What came of ending one session of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Ended,
+    /// Not a live session of this user (another user's included): nothing was ended.
+    NoSuchSession,
 }
 
-impl SessionStore {
+/// The sessions: Redis in production, the SQLite file when embedded.
+#[enum_dispatch]
+#[allow(async_fn_in_trait)] // Only ever called on the concrete enum, never through `dyn`.
+pub trait SessionStore {
     /// For the healthchecker: which store holds the sessions.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SessionStore::Redis(_) => "redis",
-            SessionStore::Sqlite(_) => "sqlite",
-        }
-    }
+    fn name(&self) -> &'static str;
 
     /// Writes the session of a login, unless the user changed since `vouched` was read.
-    pub async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
-        match self {
-            SessionStore::Redis(s) => s.create(session, vouched).await,
-            SessionStore::Sqlite(s) => s.create(session, vouched).await,
-        }
-    }
+    async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created>;
 
     /// Whether this token of this user's session is still live, and the user's stamp.
-    pub async fn check(&self, token: &TokenRef) -> Result<Check> {
-        match self {
-            SessionStore::Redis(s) => s.check(token).await,
-            SessionStore::Sqlite(s) => Ok(Check {
-                live: s.is_live(token).await?,
-                stamp: Stamp::Unkept,
-            }),
-        }
-    }
+    async fn check(&self, token: &TokenRef) -> Result<Check>;
 
-    /// The user's current stamp, set now if none is: `Unkept` where the store keeps none.
-    /// Read the user only after this, so a change committed meanwhile moves the stamp past it.
-    pub async fn stamp(&self, user: Uuid) -> Result<Stamp> {
-        match self {
-            SessionStore::Redis(s) => s.stamp(user).await.map(Stamp::Is),
-            SessionStore::Sqlite(_) => Ok(Stamp::Unkept),
-        }
+    /// The user's current stamp, set now if none is. Read the user only after this, so a
+    /// change committed meanwhile moves the stamp past it. A store that keeps no stamps
+    /// (its users live beside the sessions, and are read each time) answers `Unkept`.
+    async fn stamp(&self, _user: Uuid) -> Result<Stamp> {
+        Ok(Stamp::Unkept)
     }
 
     /// Moves the user's stamp: every instance drops its copy of the user at its next
-    /// request. Call it after a change to the user is committed.
-    pub async fn user_changed(&self, user: Uuid) -> Result<()> {
-        match self {
-            SessionStore::Redis(s) => s.user_changed(user).await,
-            SessionStore::Sqlite(_) => Ok(()),
-        }
+    /// request. Call it after a change to the user is committed, and before ending sessions.
+    async fn user_changed(&self, _user: Uuid) -> Result<()> {
+        Ok(())
     }
 
     /// Consumes the presented refresh token and stores its successors, atomically: of
     /// several racing refreshes with one token exactly one rotates, the others get its result.
-    /// With `stamp`, nothing happens (`UserChanged`) unless it is still the user's stamp.
-    pub async fn rotate(&self, rotate: &Rotate, stamp: Option<&str>) -> Result<Rotation> {
-        match self {
-            SessionStore::Redis(s) => s.rotate(rotate, stamp).await,
-            SessionStore::Sqlite(s) => s.rotate(rotate).await,
-        }
-    }
+    /// With `stamp`, nothing happens (`UserChanged`) unless it is still the user's stamp
+    /// (a store that keeps no stamps ignores it).
+    async fn rotate(&self, rotate: &Rotate, stamp: Option<&str>) -> Result<Rotation>;
 
     /// Ends the session of each token: every token of it stops working at once.
-    pub async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        match self {
-            SessionStore::Redis(s) => s.end(tokens).await,
-            SessionStore::Sqlite(s) => s.end(tokens).await,
-        }
-    }
+    async fn end(&self, tokens: &[TokenRef]) -> Result<()>;
 
-    /// The user's live sessions, newest first. An ended or expired session is never listed.
-    pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
-        let mut sessions = match self {
-            SessionStore::Redis(s) => s.list(user).await?,
-            SessionStore::Sqlite(s) => s.list(user).await?,
-        };
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.sid.cmp(&a.sid)));
-        Ok(sessions)
-    }
+    /// The user's live sessions, in no particular order. An ended or expired session is
+    /// never listed.
+    async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>>;
 
-    /// Ends one session of the user: false if it is not a live session of this user.
-    pub async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<bool> {
-        match self {
-            SessionStore::Redis(s) => s.end_one(user, sid).await,
-            SessionStore::Sqlite(s) => s.end_one(user, sid).await,
-        }
-    }
+    /// Ends one session of the user.
+    async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<Ended>;
 
     /// Ends every live session of the user but `keep`, in one atomic step (a session written
     /// meanwhile is either ended or written after it); returns how many ended.
-    pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
-        match self {
-            SessionStore::Redis(s) => s.end_all(user, keep).await,
-            SessionStore::Sqlite(s) => s.end_all(user, keep).await,
-        }
-    }
+    async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize>;
 
-    pub async fn ping(&self) -> Result<()> {
-        match self {
-            SessionStore::Redis(s) => s.ping().await,
-            SessionStore::Sqlite(s) => s.ping().await,
-        }
-    }
+    async fn ping(&self) -> Result<()>;
 }

@@ -1,11 +1,11 @@
-//! Users: Postgres in production, the SQLite file when embedded.
+//! Users: the contract every backend keeps, and its value types.
 
 use chrono::{DateTime, Utc};
+use enum_dispatch::enum_dispatch;
 use uuid::Uuid;
 
 use crate::domain::{Email, NewUser, Role, User};
-use crate::error::Result;
-use crate::store::{postgres, sqlite};
+use crate::store::error::Result;
 
 /// A place in the list of users: just after the user created at `created_at` with `id`.
 /// Users are listed by `(created_at, id)`, a total order, so a walk page by page meets each
@@ -26,98 +26,56 @@ impl Cursor {
     }
 }
 
-pub enum UserStore {
-    Postgres(postgres::Users),
-    Sqlite(sqlite::users::Users),
+/// What came of inserting a user.
+#[derive(Debug)]
+pub enum Inserted {
+    Created(User),
+    /// Another user has this email (the unique index decided, so concurrent registrations of
+    /// one email cannot both succeed): nothing was written.
+    EmailTaken,
 }
 
-impl UserStore {
+/// What came of a change to a user that answers nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    Done,
+    NoSuchUser,
+}
+
+/// The users: Postgres in production, the SQLite file when embedded. Every change advances
+/// `updated_at`, strictly.
+#[enum_dispatch]
+#[allow(async_fn_in_trait)] // Only ever called on the concrete enum, never through `dyn`.
+pub trait UserStore {
     /// For the healthchecker: which store holds the users.
-    pub fn name(&self) -> &'static str {
-        match self {
-            UserStore::Postgres(_) => "postgres",
-            UserStore::Sqlite(_) => "sqlite",
-        }
-    }
+    fn name(&self) -> &'static str;
 
-    /// Inserts the user, or returns `None` when the email is taken. The unique index decides,
-    /// so concurrent registrations of one email cannot both succeed.
-    pub async fn insert(&self, new: &NewUser) -> Result<Option<User>> {
-        match self {
-            UserStore::Postgres(s) => s.insert(new).await,
-            UserStore::Sqlite(s) => s.insert(new).await,
-        }
-    }
+    async fn insert(&self, new: &NewUser) -> Result<Inserted>;
 
-    pub async fn by_email(&self, email: &Email) -> Result<Option<User>> {
-        match self {
-            UserStore::Postgres(s) => s.by_email(email).await,
-            UserStore::Sqlite(s) => s.by_email(email).await,
-        }
-    }
+    async fn by_email(&self, email: &Email) -> Result<Option<User>>;
 
-    pub async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
-        match self {
-            UserStore::Postgres(s) => s.by_id(id).await,
-            UserStore::Sqlite(s) => s.by_id(id).await,
-        }
-    }
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>>;
 
-    /// Replaces the password hash; false if the user is gone.
-    pub async fn set_password(&self, id: Uuid, hash: &str) -> Result<bool> {
-        match self {
-            UserStore::Postgres(s) => s.set_password(id, hash).await,
-            UserStore::Sqlite(s) => s.set_password(id, hash).await,
-        }
-    }
+    /// Replaces the password hash.
+    async fn set_password(&self, id: Uuid, hash: &str) -> Result<Changed>;
 
-    /// Changes what is given of the name and photo (already checked) and advances
-    /// `updated_at`, strictly; `None` if the user is gone. With nothing given, nothing is
-    /// written: the user is returned as stored.
-    pub async fn update_profile(
+    /// Changes what is given of the name and photo (already checked; at least one is given);
+    /// `None` if the user is gone.
+    async fn update_profile(
         &self,
         id: Uuid,
         name: Option<&str>,
         photo: Option<&str>,
-    ) -> Result<Option<User>> {
-        if name.is_none() && photo.is_none() {
-            return self.by_id(id).await;
-        }
-        match self {
-            UserStore::Postgres(s) => s.update_profile(id, name, photo).await,
-            UserStore::Sqlite(s) => s.update_profile(id, name, photo).await,
-        }
-    }
+    ) -> Result<Option<User>>;
 
-    /// Deletes the user; false if there was none. Their sessions are the session store's.
-    pub async fn delete(&self, id: Uuid) -> Result<bool> {
-        match self {
-            UserStore::Postgres(s) => s.delete(id).await,
-            UserStore::Sqlite(s) => s.delete(id).await,
-        }
-    }
+    /// Deletes the user. Their sessions are the session store's.
+    async fn delete(&self, id: Uuid) -> Result<Changed>;
 
-    /// Sets the role of the user with this email (and advances `updated_at`); `None` if
-    /// there is no such user.
-    pub async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
-        match self {
-            UserStore::Postgres(s) => s.set_role(email, role).await,
-            UserStore::Sqlite(s) => s.set_role(email, role).await,
-        }
-    }
+    /// Sets the role of the user with this email; `None` if there is no such user.
+    async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>>;
 
     /// Up to `limit` users, oldest first, from just after `after` (from the first without).
-    pub async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
-        match self {
-            UserStore::Postgres(s) => s.list(after, limit).await,
-            UserStore::Sqlite(s) => s.list(after, limit).await,
-        }
-    }
+    async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>>;
 
-    pub async fn ping(&self) -> Result<()> {
-        match self {
-            UserStore::Postgres(s) => s.ping().await,
-            UserStore::Sqlite(s) => s.ping().await,
-        }
-    }
+    async fn ping(&self) -> Result<()>;
 }

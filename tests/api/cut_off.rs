@@ -6,10 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
+use rs256_auth::clock::{ExpiresAt, now_ms};
 use rs256_auth::config::Settings;
+use rs256_auth::domain::User;
 use rs256_auth::domain::{Email, NewUser};
-use rs256_auth::store::sessions::{Created, Device, NewSession, TokenEntry, TokenRef, Vouched};
-use rs256_auth::store::{ExpiresAt, Stores, now_ms};
+use rs256_auth::store::Stores;
+use rs256_auth::store::sessions::{
+    Created, Device, NewSession, SessionStore, TokenEntry, TokenRef, Vouched,
+};
+use rs256_auth::store::users::{Changed, Inserted, UserStore};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -264,6 +269,13 @@ async fn stores_of(app: &TestApp) -> Stores {
     Stores::open(&settings).await.expect("stores")
 }
 
+async fn inserted(stores: &Stores, new: &NewUser) -> User {
+    match stores.users.insert(new).await.unwrap() {
+        Inserted::Created(user) => user,
+        Inserted::EmailTaken => panic!("a fresh email is taken"),
+    }
+}
+
 fn new_session(user: Uuid) -> NewSession {
     let entry = |ms| TokenEntry {
         token_uuid: Uuid::new_v4(),
@@ -302,7 +314,7 @@ async fn the_store_writes_a_session_only_for_the_user_as_vouched() {
         password_hash: "an old hash".into(),
         photo: "default.png".into(),
     };
-    let user = stores.users.insert(&new).await.unwrap().unwrap();
+    let user = inserted(&stores, &new).await;
     let vouched = Vouched {
         stamp: stores.sessions.stamp(user.id).await.unwrap(),
         updated_at: user.updated_at,
@@ -313,13 +325,8 @@ async fn the_store_writes_a_session_only_for_the_user_as_vouched() {
     assert!(is_live(&stores, &first).await);
 
     // A password change: the new hash, then the stamp, as the service does it.
-    assert!(
-        stores
-            .users
-            .set_password(user.id, "a new hash")
-            .await
-            .unwrap()
-    );
+    let changed = stores.users.set_password(user.id, "a new hash").await;
+    assert_eq!(changed.unwrap(), Changed::Done);
     stores.sessions.user_changed(user.id).await.unwrap();
     let late = new_session(user.id);
     let refused = stores.sessions.create(&late, &vouched).await.unwrap();
@@ -337,7 +344,7 @@ async fn the_store_writes_a_session_only_for_the_user_as_vouched() {
     assert_eq!(created, Created::Created);
 
     // A deleted user gets no session, whatever it was vouched for with.
-    assert!(stores.users.delete(user.id).await.unwrap());
+    assert_eq!(stores.users.delete(user.id).await.unwrap(), Changed::Done);
     stores.sessions.user_changed(user.id).await.unwrap();
     let after = new_session(user.id);
     let refused = stores.sessions.create(&after, &again).await.unwrap();
@@ -356,7 +363,7 @@ async fn the_store_ends_every_session_but_the_kept_one_in_one_step() {
         password_hash: "a hash".into(),
         photo: "default.png".into(),
     };
-    let user = stores.users.insert(&new).await.unwrap().unwrap();
+    let user = inserted(&stores, &new).await;
     let vouched = Vouched {
         stamp: stores.sessions.stamp(user.id).await.unwrap(),
         updated_at: user.updated_at,

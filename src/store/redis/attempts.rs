@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use redis::{AsyncCommands, Script};
 
-use crate::error::Result;
-use crate::store::attempts::Count;
-use crate::store::millis;
+use crate::clock::millis;
+use crate::store::attempts::{Count, CounterStore};
+use crate::store::error::Result;
 use crate::store::redis::Redis;
 
 /// Counts one attempt; a counter without a TTL (never expected) gets one, so none is permanent.
@@ -51,8 +51,10 @@ impl Counters {
             prefix: prefix.to_owned(),
         }
     }
+}
 
-    pub async fn count(&self, key: &str, window: Duration) -> Result<Count> {
+impl CounterStore for Counters {
+    async fn count(&self, key: &str, window: Duration) -> Result<Count> {
         let mut count = COUNT.prepare_invoke();
         count
             .key(format!("{}{key}", self.prefix))
@@ -67,7 +69,7 @@ impl Counters {
         })
     }
 
-    pub async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
+    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
         let email_key = format!("{}{email_key}", self.prefix);
         let clear_email = self.redis.run(async |c| c.del::<_, ()>(&email_key).await);
         let Some(ip_key) = ip_key else {

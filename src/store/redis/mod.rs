@@ -29,8 +29,7 @@ use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 
 use crate::config::RedisTarget;
-use crate::error::{AppError, Result};
-use crate::store::STORE_TIMEOUT;
+use crate::store::error::{Result, STORE_TIMEOUT, StoreError};
 
 /// A Redis command takes well under a millisecond; no answer this late means a frozen server.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -171,7 +170,7 @@ impl Redis {
         };
         match tokio::time::timeout(STORE_TIMEOUT, bounded).await {
             Ok(result) => result,
-            Err(_) => Err(AppError::unavailable(
+            Err(_) => Err(StoreError::unavailable(
                 "redis",
                 "no answer within the timeout",
             )),
@@ -194,7 +193,7 @@ impl Redis {
                         })
                     })
                     .await
-                    .map_err(|e| AppError::unavailable("redis", e))?;
+                    .map_err(|e| StoreError::unavailable("redis", e))?;
                 Ok((0, Conn::Cluster(conn.clone())))
             }
         }
@@ -231,7 +230,7 @@ impl Single {
                 .await
         })
         .await
-        .map_err(|e| AppError::unavailable("redis", e))?;
+        .map_err(|e| StoreError::unavailable("redis", e))?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((generation, conn.clone()));
@@ -267,10 +266,10 @@ fn lost(e: &RedisError) -> bool {
 }
 
 /// A Redis that is gone or frozen is 503; a refused command is a defect.
-pub fn command_failed(e: RedisError) -> AppError {
+pub fn command_failed(e: RedisError) -> StoreError {
     if lost(&e) || e.is_cluster_error() {
-        AppError::unavailable("redis", e)
+        StoreError::unavailable("redis", e)
     } else {
-        AppError::store_failed("redis", e)
+        StoreError::failed("redis", e)
     }
 }

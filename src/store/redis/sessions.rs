@@ -24,13 +24,13 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script, Value};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::clock::{millis, now_ms};
+use crate::store::error::Result;
 use crate::store::redis::{Redis, entry};
 use crate::store::rotation::{self, Rotate, Rotation, Seen, Step};
 use crate::store::sessions::{
-    Check, Created, Device, NewSession, SessionInfo, Stamp, TokenRef, Vouched,
+    Check, Created, Device, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,
 };
-use crate::store::{millis, now_ms};
 
 /// How long a stamp is kept. One that ends is replaced by a new one at the next request,
 /// which only costs the copies read under it a fresh read.
@@ -179,8 +179,14 @@ impl Sessions {
     fn index_key(&self, user: Uuid) -> String {
         format!("{}{{{user}}}:sessions", self.prefix)
     }
+}
 
-    pub async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
+impl SessionStore for Sessions {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
         let NewSession {
             user,
             sid,
@@ -226,7 +232,7 @@ impl Sessions {
         })
     }
 
-    pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
+    async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
         let index = self.index_key(user);
         let now = now_ms();
         let listed: Vec<String> = self
@@ -281,7 +287,7 @@ impl Sessions {
         Ok(live)
     }
 
-    pub async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<bool> {
+    async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<Ended> {
         let mut pipe = redis::pipe();
         // The session's key names its user: another user's sid is simply not there.
         pipe.atomic()
@@ -291,10 +297,14 @@ impl Sessions {
             .zrem(self.index_key(user), sid.to_string())
             .ignore();
         let (ended,): (u32,) = self.redis.run(async |c| pipe.query_async(c).await).await?;
-        Ok(ended == 1)
+        Ok(if ended == 1 {
+            Ended::Ended
+        } else {
+            Ended::NoSuchSession
+        })
     }
 
-    pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
+    async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
         let mut invocation = END_ALL.prepare_invoke();
         invocation
             .key(self.index_key(user))
@@ -307,7 +317,7 @@ impl Sessions {
         Ok(usize::try_from(ended).unwrap_or(0))
     }
 
-    pub async fn check(&self, token: &TokenRef) -> Result<Check> {
+    async fn check(&self, token: &TokenRef) -> Result<Check> {
         let keys = [
             self.token_key(token.user, token.sid, token.token_uuid),
             self.session_key(token.user, token.sid),
@@ -324,16 +334,20 @@ impl Sessions {
         })
     }
 
-    pub async fn stamp(&self, user: Uuid) -> Result<String> {
+    async fn stamp(&self, user: Uuid) -> Result<Stamp> {
         let mut stamp = STAMP.prepare_invoke();
         stamp
             .key(stamp_key(&self.prefix, user))
             .arg(Uuid::new_v4().to_string())
             .arg(STAMP_TTL_MS);
-        self.redis.run(async |c| stamp.invoke_async(c).await).await
+        let stamp: String = self
+            .redis
+            .run(async |c| stamp.invoke_async(c).await)
+            .await?;
+        Ok(Stamp::Is(stamp))
     }
 
-    pub async fn user_changed(&self, user: Uuid) -> Result<()> {
+    async fn user_changed(&self, user: Uuid) -> Result<()> {
         let key = stamp_key(&self.prefix, user);
         let fresh = Uuid::new_v4().to_string();
         self.redis
@@ -341,7 +355,7 @@ impl Sessions {
             .await
     }
 
-    pub async fn rotate(&self, rotate: &Rotate, stamp: Option<&str>) -> Result<Rotation> {
+    async fn rotate(&self, rotate: &Rotate, stamp: Option<&str>) -> Result<Rotation> {
         let (user, sid, next) = (rotate.user, rotate.sid, rotate.next);
         let mut invocation = REFRESH.prepare_invoke();
         invocation
@@ -419,7 +433,7 @@ impl Sessions {
         }
     }
 
-    pub async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
+    async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
         // One round trip per session (a logout names one or two): sessions of different
         // users may live on different cluster nodes.
         for token in tokens {
@@ -441,7 +455,7 @@ impl Sessions {
         Ok(())
     }
 
-    pub async fn ping(&self) -> Result<()> {
+    async fn ping(&self) -> Result<()> {
         self.redis.ping().await
     }
 }

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use crate::error::Result;
-use crate::store::attempts::Count;
+use crate::clock::{millis, now_ms};
+use crate::store::attempts::{Count, CounterStore};
+use crate::store::error::Result;
 use crate::store::sqlite::{Db, fail};
-use crate::store::{millis, now_ms};
 
 pub struct Counters {
     db: Db,
@@ -15,9 +15,10 @@ impl Counters {
     pub fn new(db: &Db) -> Self {
         Counters { db: db.clone() }
     }
+}
 
-    /// One more attempt; a counter whose window has ended starts a new one.
-    pub async fn count(&self, key: &str, window: Duration) -> Result<Count> {
+impl CounterStore for Counters {
+    async fn count(&self, key: &str, window: Duration) -> Result<Count> {
         let now = now_ms();
         let (attempts, expires_at): (i64, i64) = sqlx::query_as(
             "INSERT INTO login_attempts (key, count, expires_at) VALUES (?1, 1, ?2 + ?3)
@@ -38,7 +39,7 @@ impl Counters {
         })
     }
 
-    pub async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
+    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
         let mut tx = self.db.write().await?;
         sqlx::query("DELETE FROM login_attempts WHERE key = ?")
             .bind(email_key)

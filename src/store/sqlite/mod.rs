@@ -16,8 +16,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use crate::error::{AppError, Result};
-use crate::store::{STORE_TIMEOUT, now_ms};
+use crate::clock::now_ms;
+use crate::store::error::{Result, STORE_TIMEOUT, StoreError};
 
 /// How often entries past their end are deleted; until then they are ignored, never served.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -138,12 +138,12 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 /// A file that cannot be written, locked for too long, full or gone is 503, as an
 /// unreachable server would be; anything else is a defect.
-fn fail(e: sqlx::Error) -> AppError {
+fn fail(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => AppError::unavailable("sqlite", e),
+        | sqlx::Error::WorkerCrashed => StoreError::unavailable("sqlite", e),
         sqlx::Error::Database(db) => {
             let primary = db
                 .code()
@@ -151,10 +151,10 @@ fn fail(e: sqlx::Error) -> AppError {
                 .map(|c| c & 0xff);
             // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN, PERM
             match primary {
-                Some(5 | 6 | 8 | 10 | 13 | 14 | 3) => AppError::unavailable("sqlite", e),
-                _ => AppError::store_failed("sqlite", e),
+                Some(5 | 6 | 8 | 10 | 13 | 14 | 3) => StoreError::unavailable("sqlite", e),
+                _ => StoreError::failed("sqlite", e),
             }
         }
-        _ => AppError::store_failed("sqlite", e),
+        _ => StoreError::failed("sqlite", e),
     }
 }

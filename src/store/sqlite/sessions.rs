@@ -6,11 +6,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::error::AppError;
-use crate::error::Result;
-use crate::store::now_ms;
+use crate::clock::{millis, now_ms};
+use crate::store::error::{Result, StoreError};
 use crate::store::rotation::{self, RefreshState, Rotate, Rotation, Seen, Step, Successor};
-use crate::store::sessions::{Created, Device, NewSession, SessionInfo, TokenRef, Vouched};
+use crate::store::sessions::{
+    Check, Created, Device, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,
+};
 use crate::store::sqlite::{Db, fail};
 
 pub struct Sessions {
@@ -21,11 +22,17 @@ impl Sessions {
     pub fn new(db: &Db) -> Self {
         Sessions { db: db.clone() }
     }
+}
+
+impl SessionStore for Sessions {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
 
     /// The users live in the same file: the write checks the user's `updated_at` inside the
     /// write transaction, so a change committed after the password check refuses it, and one
     /// committed after it ends the session with the others.
-    pub async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
+    async fn create(&self, session: &NewSession, vouched: &Vouched) -> Result<Created> {
         let NewSession {
             user,
             sid,
@@ -82,8 +89,9 @@ impl Sessions {
         Ok(Created::Created)
     }
 
-    pub async fn is_live(&self, token: &TokenRef) -> Result<bool> {
-        sqlx::query_scalar(
+    /// The users are read each time (no stamp): `Unkept`.
+    async fn check(&self, token: &TokenRef) -> Result<Check> {
+        let live = sqlx::query_scalar(
             "SELECT EXISTS (
                  SELECT 1 FROM tokens t JOIN sessions s ON s.sid = t.sid
                  WHERE t.token_uuid = ?1 AND t.sid = ?2 AND t.user_id = ?3 AND s.user_id = ?3
@@ -95,12 +103,17 @@ impl Sessions {
         .bind(now_ms())
         .fetch_one(&self.db.reader)
         .await
-        .map_err(fail)
+        .map_err(fail)?;
+        Ok(Check {
+            live,
+            stamp: Stamp::Unkept,
+        })
     }
 
     /// One write transaction: nothing else writes between the read and the change, so
     /// racing tabs are served one after another and no lost race needs a second look.
-    pub async fn rotate(&self, r: &Rotate) -> Result<Rotation> {
+    /// The stamp is not needed: the users live in the same file, read each time.
+    async fn rotate(&self, r: &Rotate, _stamp: Option<&str>) -> Result<Rotation> {
         let mut tx = self.db.write().await?;
         let now = now_ms();
         let seen = look(&mut tx, r, now).await?;
@@ -127,7 +140,10 @@ impl Sessions {
         Ok(outcome)
     }
 
-    pub async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
+    async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.db.write().await?;
         for token in tokens {
             sqlx::query("DELETE FROM sessions WHERE sid = ?")
@@ -144,7 +160,7 @@ impl Sessions {
         tx.commit().await.map_err(fail)
     }
 
-    pub async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
+    async fn list(&self, user: Uuid) -> Result<Vec<SessionInfo>> {
         let rows = sqlx::query(
             "SELECT sid, created_at, last_used_at, user_agent, ip FROM sessions
              WHERE user_id = ? AND expires_at > ?",
@@ -158,9 +174,7 @@ impl Sessions {
             .map(|row| {
                 let sid: String = row.try_get("sid").map_err(fail)?;
                 Ok(SessionInfo {
-                    sid: sid
-                        .parse()
-                        .map_err(|e| AppError::store_failed("sqlite", e))?,
+                    sid: sid.parse().map_err(|e| StoreError::failed("sqlite", e))?,
                     created_at: row.try_get("created_at").map_err(fail)?,
                     last_used_at: row.try_get("last_used_at").map_err(fail)?,
                     device: Device {
@@ -172,7 +186,7 @@ impl Sessions {
             .collect()
     }
 
-    pub async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<bool> {
+    async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<Ended> {
         let mut tx = self.db.write().await?;
         let ended =
             sqlx::query("DELETE FROM sessions WHERE sid = ? AND user_id = ? AND expires_at > ?")
@@ -184,10 +198,14 @@ impl Sessions {
                 .map_err(fail)?
                 .rows_affected();
         tx.commit().await.map_err(fail)?;
-        Ok(ended == 1)
+        Ok(if ended == 1 {
+            Ended::Ended
+        } else {
+            Ended::NoSuchSession
+        })
     }
 
-    pub async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
+    async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
         let mut tx = self.db.write().await?;
         // A sid that is no UUID matches no row: "keep nothing".
         let keep = keep.map_or_else(String::new, |k| k.hyphenated().to_string());
@@ -204,7 +222,7 @@ impl Sessions {
         Ok(usize::try_from(ended).unwrap_or(usize::MAX))
     }
 
-    pub async fn ping(&self) -> Result<()> {
+    async fn ping(&self) -> Result<()> {
         self.db.ping().await
     }
 }
@@ -315,7 +333,7 @@ async fn consume(
     old_access: Uuid,
     now: i64,
 ) -> Result<()> {
-    let grace_until = now.saturating_add(crate::store::millis(r.grace));
+    let grace_until = now.saturating_add(millis(r.grace));
     sqlx::query(
         "UPDATE tokens SET next_access = ?, next_refresh = ?, next_iat = ?, grace_until = ?
          WHERE token_uuid = ?",

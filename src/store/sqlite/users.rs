@@ -6,9 +6,9 @@ use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use crate::domain::{Email, NewUser, Role, User};
-use crate::error::{AppError, Result};
+use crate::store::error::{Result, StoreError};
 use crate::store::sqlite::{Db, fail};
-use crate::store::users::Cursor;
+use crate::store::users::{Changed, Cursor, Inserted, UserStore};
 
 const COLUMNS: &str = "id, name, email, password_hash, role, photo, verified, provider, \
                        created_at, updated_at";
@@ -22,7 +22,24 @@ impl Users {
         Users { db: db.clone() }
     }
 
-    pub async fn insert(&self, new: &NewUser) -> Result<Option<User>> {
+    async fn one(&self, condition: &str, value: String) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM users WHERE {condition}"
+        )))
+        .bind(value)
+        .fetch_optional(&self.db.reader)
+        .await
+        .map_err(fail)?;
+        row.map(user).transpose()
+    }
+}
+
+impl UserStore for Users {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert(&self, new: &NewUser) -> Result<Inserted> {
         // Microseconds, as Postgres keeps them, so both backends answer alike.
         let now = Utc::now().trunc_subsecs(6);
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -41,22 +58,25 @@ impl Users {
         .fetch_optional(&self.db.writer)
         .await
         .map_err(fail)?;
-        row.map(user).transpose()
+        Ok(match row.map(user).transpose()? {
+            Some(user) => Inserted::Created(user),
+            None => Inserted::EmailTaken,
+        })
     }
 
-    pub async fn by_email(&self, email: &Email) -> Result<Option<User>> {
+    async fn by_email(&self, email: &Email) -> Result<Option<User>> {
         self.one("email = ?", email.as_str().to_owned()).await
     }
 
-    pub async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
         self.one("id = ?", id.hyphenated().to_string()).await
     }
 
-    pub async fn set_password(&self, id: Uuid, hash: &str) -> Result<bool> {
+    async fn set_password(&self, id: Uuid, hash: &str) -> Result<Changed> {
         let id = id.hyphenated().to_string();
         let mut tx = self.db.write().await?;
         let Some(updated_at) = next_updated_at(&mut tx, "id = ?", &id).await? else {
-            return Ok(false);
+            return Ok(Changed::NoSuchUser);
         };
         sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
             .bind(hash)
@@ -66,10 +86,10 @@ impl Users {
             .await
             .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
-        Ok(true)
+        Ok(Changed::Done)
     }
 
-    pub async fn update_profile(
+    async fn update_profile(
         &self,
         id: Uuid,
         name: Option<&str>,
@@ -97,16 +117,20 @@ impl Users {
         row.map(user).transpose()
     }
 
-    pub async fn delete(&self, id: Uuid) -> Result<bool> {
+    async fn delete(&self, id: Uuid) -> Result<Changed> {
         let done = sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id.hyphenated().to_string())
             .execute(&self.db.writer)
             .await
             .map_err(fail)?;
-        Ok(done.rows_affected() == 1)
+        Ok(if done.rows_affected() == 1 {
+            Changed::Done
+        } else {
+            Changed::NoSuchUser
+        })
     }
 
-    pub async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
+    async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
         let mut tx = self.db.write().await?;
         let Some(updated_at) = next_updated_at(&mut tx, "email = ?", email.as_str()).await? else {
             return Ok(None);
@@ -126,7 +150,7 @@ impl Users {
 
     /// The instants are bound as sqlx writes them into the column (RFC 3339, UTC, 0, 3 or 6
     /// decimals), whose text order is time order, so the text comparison walks in time order.
-    pub async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
+    async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
         let query = match after {
             None => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM users ORDER BY created_at, id LIMIT ?"
@@ -144,19 +168,8 @@ impl Users {
         rows.into_iter().map(user).collect()
     }
 
-    pub async fn ping(&self) -> Result<()> {
+    async fn ping(&self) -> Result<()> {
         self.db.ping().await
-    }
-
-    async fn one(&self, condition: &str, value: String) -> Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE {condition}"
-        )))
-        .bind(value)
-        .fetch_optional(&self.db.reader)
-        .await
-        .map_err(fail)?;
-        row.map(user).transpose()
     }
 }
 
@@ -188,7 +201,7 @@ fn advance(previous: DateTime<Utc>) -> DateTime<Utc> {
 fn user(row: SqliteRow) -> Result<User> {
     let id: String = row.try_get("id").map_err(fail)?;
     Ok(User {
-        id: id.parse().map_err(AppError::internal)?,
+        id: id.parse().map_err(|e| StoreError::failed("sqlite", e))?,
         name: row.try_get("name").map_err(fail)?,
         email: row.try_get("email").map_err(fail)?,
         password_hash: row.try_get("password_hash").map_err(fail)?,
