@@ -26,6 +26,75 @@ impl FieldError {
     }
 }
 
+// The one list of the codes: `AppError::code` answers with them, and the OpenAPI description's
+// `Error` schema takes its enum from here.
+/// Every code a failure can carry (docs/api.md, Errors). Switch on it; the message may be
+/// reworded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a body that is not a JSON object, a missing or wrong field, an ambiguous request.
+    ValidationFailed,
+    /// 415: register or login without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// 413: a body over 64 KiB.
+    PayloadTooLarge,
+    /// 409: register with an email already registered.
+    EmailTaken,
+    /// 401: login with an unknown email or a wrong password.
+    InvalidCredentials,
+    /// 429: too many login attempts; see `Retry-After`.
+    RateLimited,
+    /// 401: no token at all.
+    NotLoggedIn,
+    /// 401: a token that does not verify or is of the wrong kind.
+    TokenInvalid,
+    /// 401: a genuine token past its `exp`.
+    TokenExpired,
+    /// 401: the token's session has ended.
+    SessionRevoked,
+    /// 401: a rotated refresh token presented again after the grace window.
+    RefreshReused,
+    /// 403: a cross-site request on a state-changing route.
+    OriginForbidden,
+    /// 403: the logged-in user's role does not allow the request (an admin route).
+    Forbidden,
+    /// 503: a store cannot be reached in time; retry later.
+    ServiceUnavailable,
+    /// 404: an unknown path.
+    NotFound,
+    /// 405: a method the path does not take.
+    MethodNotAllowed,
+    /// 500: a defect.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The code as it travels, for a metrics label or a log field (tests/api/openapi.rs checks
+    /// that serde writes the same).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::SessionRevoked => "session_revoked",
+            ErrorCode::RefreshReused => "refresh_reused",
+            ErrorCode::OriginForbidden => "origin_forbidden",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("the request is invalid")]
@@ -76,25 +145,25 @@ const STORES: [&str; 3] = ["postgres", "redis", "sqlite"];
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 impl AppError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::ValidationFailed(_) => "validation_failed",
-            AppError::UnsupportedMediaType => "unsupported_media_type",
-            AppError::PayloadTooLarge => "payload_too_large",
-            AppError::EmailTaken => "email_taken",
-            AppError::InvalidCredentials => "invalid_credentials",
-            AppError::RateLimited { .. } => "rate_limited",
-            AppError::NotLoggedIn => "not_logged_in",
-            AppError::TokenInvalid => "token_invalid",
-            AppError::TokenExpired => "token_expired",
-            AppError::SessionRevoked => "session_revoked",
-            AppError::RefreshReused => "refresh_reused",
-            AppError::OriginForbidden => "origin_forbidden",
-            AppError::Forbidden => "forbidden",
-            AppError::ServiceUnavailable { .. } => "service_unavailable",
-            AppError::NotFound | AppError::NoSuchSession => "not_found",
-            AppError::MethodNotAllowed { .. } => "method_not_allowed",
-            AppError::Internal { .. } => "internal_error",
+            AppError::ValidationFailed(_) => ErrorCode::ValidationFailed,
+            AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            AppError::EmailTaken => ErrorCode::EmailTaken,
+            AppError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::NotLoggedIn => ErrorCode::NotLoggedIn,
+            AppError::TokenInvalid => ErrorCode::TokenInvalid,
+            AppError::TokenExpired => ErrorCode::TokenExpired,
+            AppError::SessionRevoked => ErrorCode::SessionRevoked,
+            AppError::RefreshReused => ErrorCode::RefreshReused,
+            AppError::OriginForbidden => ErrorCode::OriginForbidden,
+            AppError::Forbidden => ErrorCode::Forbidden,
+            AppError::ServiceUnavailable { .. } => ErrorCode::ServiceUnavailable,
+            AppError::NotFound | AppError::NoSuchSession => ErrorCode::NotFound,
+            AppError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            AppError::Internal { .. } => ErrorCode::InternalError,
         }
     }
 
@@ -156,7 +225,7 @@ impl From<StoreError> for AppError {
 #[derive(Serialize)]
 struct Envelope<'a> {
     status: &'static str,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,

@@ -2,8 +2,7 @@
 //! password, and the account itself.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::DateTime;
 use serde_json::json;
 use uuid::Uuid;
 use validator::Validate;
@@ -12,28 +11,13 @@ use crate::error::{AppError, Result};
 use crate::http::auth::add_rule_errors;
 use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
+use crate::http::schema::{
+    self, Ambiguous, BodyRefused, CrossSite, LoginLimits, NoLiveToken, ServerErrors, SessionView,
+};
 use crate::http::state::AppState;
-use crate::http::{client, no_store, openapi, success};
+use crate::http::{client, no_store, success};
 use crate::service::accounts::PasswordChange;
 use crate::store::sessions::SessionInfo;
-
-/// One session as the list shows it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Session)]
-pub struct SessionView {
-    /// The session's id (`sid` in its tokens).
-    id: Uuid,
-    /// The login that began it.
-    created_at: DateTime<Utc>,
-    /// Its last login or refresh.
-    last_used_at: DateTime<Utc>,
-    /// As sent at login, at most 256 characters; empty if none was sent.
-    user_agent: String,
-    /// The client IP at login, by the rule of the login limits; empty if unknown.
-    ip: String,
-    /// Whether this is the session of the token the request carried.
-    current: bool,
-}
 
 fn view(session: SessionInfo, current: Uuid) -> SessionView {
     let time = |ms| DateTime::from_timestamp_millis(ms).unwrap_or_default();
@@ -56,12 +40,11 @@ fn view(session: SessionInfo, current: Uuid) -> SessionView {
         ended (logout, a password change, ended from here) or expired is never listed.",
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "The sessions.", body = schemas::SessionList,
+        (status = 200, description = "The sessions.", body = schema::SessionList,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
-        (status = 401, description = openapi::GUARDED, body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+        Ambiguous,
+        NoLiveToken,
+        ServerErrors,
     )
 )]
 pub async fn sessions(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse> {
@@ -91,17 +74,16 @@ pub async fn sessions(state: web::Data<AppState>, auth: AuthUser) -> Result<Http
         example = "0b6f6a38-5c1e-4d5e-9a47-2f7f1f0c9b1e")),
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "Ended.", body = openapi::Success,
+        (status = 200, description = "Ended.", body = schema::Success,
             headers(("Cache-Control" = String, description = "`no-store`"),
                 ("Set-Cookie" = String, description = "Only when the current session ended: the \
                     three cookies, cleared."))),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
-        (status = 401, description = openapi::GUARDED, body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+        Ambiguous,
+        NoLiveToken,
+        CrossSite,
         (status = 404, description = "`not_found`: not a live session of this user (another \
-            user's sessions included).", body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+            user's sessions included).", body = schema::Error),
+        ServerErrors,
     )
 )]
 pub async fn end_session(
@@ -127,13 +109,12 @@ pub async fn end_session(
         instance.",
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "How many sessions ended.", body = schemas::Ended,
+        (status = 200, description = "How many sessions ended.", body = schema::Ended,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
-        (status = 401, description = openapi::GUARDED, body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+        Ambiguous,
+        NoLiveToken,
+        CrossSite,
+        ServerErrors,
     )
 )]
 pub async fn end_other_sessions(
@@ -166,24 +147,20 @@ struct NewPassword<'a> {
     description = "Checks the current password (a wrong one counts as a failed login for the \
         user's email and the client IP, with the same limits), sets the new one, and ends \
         every other session of the user. The current session keeps working.",
-    request_body = schemas::PasswordChangeRequest,
+    request_body = schema::PasswordChangeRequest,
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "Changed.", body = openapi::Success,
+        (status = 200, description = "Changed.", body = schema::Success,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, description = "`validation_failed`: a field missing or not a string, \
             `newPassword` outside 8 to 128 characters, `newPasswordConfirm` different, or an \
-            ambiguous request.", body = openapi::Error),
+            ambiguous request.", body = schema::Error),
         (status = 401, description = "`invalid_credentials`: a wrong `currentPassword`; or, as \
-            for `/api/users/me`, no live token.", body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
-        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
-        (status = 429, description = "`rate_limited`: the login limits of this email or IP.",
-            body = openapi::Error,
-            headers(("Retry-After" = u64, description = "Whole seconds left in the window."))),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+            for `/api/users/me`, no live token.", body = schema::Error),
+        CrossSite,
+        BodyRefused,
+        LoginLimits,
+        ServerErrors,
     )
 )]
 pub async fn change_password(
@@ -227,24 +204,20 @@ pub async fn change_password(
     description = "Checks the password (a wrong one counts as a failed login, with the same \
         limits), deletes the user and ends all of their sessions: their tokens answer \
         `session_revoked`, and the email can register again.",
-    request_body = schemas::DeleteAccountRequest,
+    request_body = schema::DeleteAccountRequest,
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "Deleted.", body = openapi::Success,
+        (status = 200, description = "Deleted.", body = schema::Success,
             headers(("Cache-Control" = String, description = "`no-store`"),
                 ("Set-Cookie" = String, description = "The three cookies, cleared."))),
         (status = 400, description = "`validation_failed`: `password` missing or not a string, \
-            or an ambiguous request.", body = openapi::Error),
+            or an ambiguous request.", body = schema::Error),
         (status = 401, description = "`invalid_credentials`: a wrong `password`; or, as for \
-            `/api/users/me`, no live token.", body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
-        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
-        (status = 429, description = "`rate_limited`: the login limits of this email or IP.",
-            body = openapi::Error,
-            headers(("Retry-After" = u64, description = "Whole seconds left in the window."))),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+            `/api/users/me`, no live token.", body = schema::Error),
+        CrossSite,
+        BodyRefused,
+        LoginLimits,
+        ServerErrors,
     )
 )]
 pub async fn delete_account(
@@ -264,58 +237,4 @@ pub async fn delete_account(
     let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     state.cookies.clear(&mut response);
     Ok(response)
-}
-
-/// Types that only describe JSON for the OpenAPI description.
-#[allow(dead_code)]
-pub mod schemas {
-    use utoipa::ToSchema;
-
-    use super::SessionView;
-    use crate::http::openapi::SuccessStatus;
-
-    #[derive(ToSchema)]
-    pub struct Sessions {
-        sessions: Vec<SessionView>,
-    }
-
-    /// The user's live sessions, newest first.
-    #[derive(ToSchema)]
-    pub struct SessionList {
-        #[schema(inline)]
-        status: SuccessStatus,
-        data: Sessions,
-    }
-
-    #[derive(ToSchema)]
-    pub struct EndedCount {
-        /// How many sessions ended.
-        ended: u64,
-    }
-
-    #[derive(ToSchema)]
-    pub struct Ended {
-        #[schema(inline)]
-        status: SuccessStatus,
-        data: EndedCount,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct PasswordChangeRequest {
-        #[schema(format = "password")]
-        current_password: String,
-        /// 8 to 128 characters.
-        #[schema(format = "password", min_length = 8, max_length = 128)]
-        new_password: String,
-        /// Equal to `newPassword`.
-        #[schema(format = "password")]
-        new_password_confirm: String,
-    }
-
-    #[derive(ToSchema)]
-    pub struct DeleteAccountRequest {
-        #[schema(format = "password")]
-        password: String,
-    }
 }

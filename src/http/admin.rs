@@ -6,8 +6,9 @@ use serde_json::json;
 use crate::domain::{User, UserView};
 use crate::error::{AppError, FieldError, Result};
 use crate::http::guard::AdminUser;
+use crate::http::schema::{self, NoLiveToken, ServerErrors};
 use crate::http::state::AppState;
-use crate::http::{no_store, openapi, success};
+use crate::http::{no_store, success};
 use crate::service::cursor::CursorSeal;
 use crate::store::users::Cursor;
 
@@ -86,20 +87,15 @@ fn parse_page(query: &str, cursors: &CursorSeal) -> Result<Page> {
     ),
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "A page of users.", body = openapi::UserList,
+        (status = 200, description = "A page of users.", body = schema::UserList,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, description = "`validation_failed`: `limit` not a whole number from 1 \
             to 100, `cursor` not one this service gave, either sent twice (one `errors` entry \
-            per parameter), or an ambiguous request.", body = openapi::Error),
-        (status = 401, description = "`not_logged_in` (no token), `token_invalid`, \
-            `token_expired` (refresh, then retry) or `session_revoked` (the session ended, or \
-            the user was deleted: log in again).", body = openapi::Error,
-            headers(("WWW-Authenticate" = String, description = "`Bearer` for \
-                `not_logged_in`, `Bearer error=\"invalid_token\"` for the others."))),
+            per parameter), or an ambiguous request.", body = schema::Error),
+        NoLiveToken,
         (status = 403, description = "`forbidden`: the logged-in user is not an admin.",
-            body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+            body = schema::Error),
+        ServerErrors,
     )
 )]
 pub async fn users(

@@ -10,8 +10,9 @@ use crate::http::body::{Fields, JsonObject};
 use crate::http::client;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::http::credentials::{bearer_token, cookie};
+use crate::http::schema::{self, Ambiguous, BodyRefused, CrossSite, ServerErrors};
 use crate::http::state::AppState;
-use crate::http::{no_store, openapi, success};
+use crate::http::{no_store, success};
 use crate::service::accounts::Registration;
 use crate::service::sessions::SessionTokens;
 
@@ -142,20 +143,18 @@ pub(crate) fn add_rule_errors(
     tag = "auth",
     summary = "Register",
     description = "Creates a user. Does not log in and sets no cookie.",
-    request_body = openapi::RegisterRequest,
+    request_body = schema::RegisterRequest,
     responses(
-        (status = 201, description = "The new user.", body = openapi::UserAnswer),
+        (status = 201, description = "The new user.", body = schema::UserAnswer),
         (status = 400, description = "`validation_failed`: a body that is not one JSON object \
             or repeats a key (`errors[0].field` is `body`), fields that are missing, of the \
             wrong type or break a rule (one `errors` entry per field), or an ambiguous request.",
-            body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
+            body = schema::Error),
+        CrossSite,
         (status = 409, description = "`email_taken`: an account with this email already exists, \
-            in any letter case.", body = openapi::Error),
-        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
-        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+            in any letter case.", body = schema::Error),
+        BodyRefused,
+        ServerErrors,
     )
 )]
 pub async fn register(
@@ -176,9 +175,9 @@ pub async fn register(
     description = "Checks the email and password and starts a new session (the user's other \
         sessions go on). The access token is in the body and in a cookie; the refresh token \
         only in its cookie. Attempts are limited per email and per client IP (see 429).",
-    request_body = openapi::LoginRequest,
+    request_body = schema::LoginRequest,
     responses(
-        (status = 200, description = "Logged in.", body = openapi::LoggedIn,
+        (status = 200, description = "Logged in.", body = schema::LoggedIn,
             headers(
                 ("Set-Cookie" = String, description = "Three cookies: `access_token` (HttpOnly, Path=/, \
                     Max-Age the access lifetime), `refresh_token` (HttpOnly, Path=/api/auth, \
@@ -188,21 +187,19 @@ pub async fn register(
             )),
         (status = 400, description = "`validation_failed`: a body that is not one JSON object \
             or repeats a key, `email` or `password` missing or not a string (not counted as an \
-            attempt), or an ambiguous request.", body = openapi::Error),
+            attempt), or an ambiguous request.", body = schema::Error),
         (status = 401, description = "`invalid_credentials`: an unknown email or a wrong \
             password (the same answer, in the same time), or a password over 128 characters.",
-            body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
-        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
+            body = schema::Error),
+        CrossSite,
+        BodyRefused,
         (status = 429, description = "`rate_limited`: over `LOGIN_ATTEMPTS_LIMIT` failed \
             attempts (default 10) for this email, or over `LOGIN_ATTEMPTS_IP_LIMIT` (default 100) \
             from this client IP (an IPv6 /64), within `LOGIN_ATTEMPTS_WINDOW` (default 15m); \
-            the right password included. Sets no cookie.", body = openapi::Error,
+            the right password included. Sets no cookie.", body = schema::Error,
             headers(("Retry-After" = u64, description = "Whole seconds left in the window, at \
                 least 1."))),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+        ServerErrors,
     )
 )]
 pub async fn login(
@@ -246,7 +243,7 @@ pub async fn login(
     security(("refresh_cookie" = []), ("refresh_bearer" = [])),
     responses(
         (status = 200, description = "The session's new tokens; `refresh_token` in the body \
-            only when the refresh token came as a Bearer header.", body = openapi::Refreshed,
+            only when the refresh token came as a Bearer header.", body = schema::Refreshed,
             headers(
                 ("Set-Cookie" = String, description = "Three cookies: `access_token` (HttpOnly, Path=/, \
                     Max-Age the access lifetime), `refresh_token` (HttpOnly, Path=/api/auth, \
@@ -254,21 +251,20 @@ pub async fn login(
                     Path=/), with the configured SameSite, Secure and Domain."),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        Ambiguous,
         (status = 401, description = "`not_logged_in` (no refresh token), `token_invalid` (not \
             a valid refresh token, an access token included), `token_expired`, \
             `session_revoked` (the session ended or the user no longer exists) or \
             `refresh_reused` (an already rotated refresh token after the grace window: the \
-            session is ended now). The cookies are cleared.", body = openapi::Error,
+            session is ended now). The cookies are cleared.", body = schema::Error,
             headers(
                 ("Set-Cookie" = String, description = "The three cookies, cleared: empty, `Max-Age=0`, \
                     an `Expires` in the past, with the attributes they were set with."),
                 ("WWW-Authenticate" = String, description = "`Bearer` for `not_logged_in`, \
                     `Bearer error=\"invalid_token\"` for the others."),
             )),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+        CrossSite,
+        ServerErrors,
     )
 )]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -314,7 +310,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     security((), ("access_cookie" = []), ("refresh_cookie" = []), ("access_bearer" = []),
         ("refresh_bearer" = [])),
     responses(
-        (status = 200, description = "Logged out (or was not logged in).", body = openapi::Success,
+        (status = 200, description = "Logged out (or was not logged in).", body = schema::Success,
             headers(
                 ("Set-Cookie" = String, description = "The three cookies, cleared: empty, `Max-Age=0`, \
                     an `Expires` in the past, with the attributes they were set with."),
@@ -322,11 +318,11 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             )),
         (status = 400, description = "`validation_failed`: `all` is not `true`, `false`, `1` \
             or `0`, or is sent twice; or an ambiguous request. Nothing ends.",
-            body = openapi::Error),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
+            body = schema::Error),
+        CrossSite,
+        (status = 500, description = schema::INTERNAL, body = schema::Error),
         (status = 503, description = "`service_unavailable`: a store cannot be reached; no \
-            cookie is cleared, so the client can try again.", body = openapi::Error),
+            cookie is cleared, so the client can try again.", body = schema::Error),
     )
 )]
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {

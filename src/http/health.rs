@@ -5,7 +5,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use crate::http::openapi;
+use crate::error::ErrorCode;
+use crate::http::schema::{self, Ambiguous};
 use crate::http::state::AppState;
 
 /// A store that does not answer this fast is reported down.
@@ -21,8 +22,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
     description = "The process serves requests. Touches no store, so a store outage does not \
         make an orchestrator restart every instance.",
     responses(
-        (status = 200, description = "The process is alive.", body = openapi::Success),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 200, description = "The process is alive.", body = schema::Success),
+        Ambiguous,
     )
 )]
 pub async fn live() -> HttpResponse {
@@ -37,10 +38,10 @@ pub async fn live() -> HttpResponse {
     description = "Asks every store of the configured storage mode for an answer within 2 s, \
         at once. The SQLite check takes the file's write lock and releases it at once.",
     responses(
-        (status = 200, description = "Every store answered.", body = openapi::Health),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        (status = 200, description = "Every store answered.", body = schema::Health),
+        Ambiguous,
         (status = 503, description = "`service_unavailable`: a store is down; `checks` says which.",
-            body = openapi::HealthDown),
+            body = schema::HealthDown),
     )
 )]
 pub async fn check(state: web::Data<AppState>) -> HttpResponse {
@@ -56,7 +57,7 @@ pub async fn check(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(json!({
             "status": "fail",
-            "code": "service_unavailable",
+            "code": ErrorCode::ServiceUnavailable,
             "message": format!("unavailable: {}", down.join(", ")),
             "checks": checks,
         }))

@@ -3,7 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 
-use crate::http::openapi;
+use crate::http::schema::{self, Ambiguous};
 use crate::http::state::AppState;
 
 #[utoipa::path(
@@ -16,9 +16,9 @@ use crate::http::state::AppState;
         `kid`, and check `iss`, `aud`, `exp`, `nbf` and `typ == \"access\"`; logouts are not \
         visible this way: ask `/api/users/me` when that matters.",
     responses(
-        (status = 200, description = "The keys: the signing key first.", body = openapi::Jwks,
+        (status = 200, description = "The keys: the signing key first.", body = schema::Jwks,
             headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
+        Ambiguous,
     )
 )]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {

@@ -63,7 +63,7 @@ fn count(
     if route == LOGIN && method == "POST" {
         let outcome = match error {
             _ if status.is_success() => "success",
-            Some(error) => error.code(),
+            Some(error) => error.code().as_str(),
             None => "error",
         };
         metrics.logins.with_label_values(&[outcome]).inc();

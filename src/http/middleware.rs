@@ -13,6 +13,8 @@ use serde_json::json;
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
+use crate::error::ErrorCode;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
@@ -62,18 +64,18 @@ fn is_json(headers: &actix_web::http::header::HeaderMap) -> bool {
 }
 
 /// The code (docs/api.md, Errors) for an error status that our handlers did not produce.
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
-        401 => "not_logged_in",
-        403 => "origin_forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        429 => "rate_limited",
-        503 => "service_unavailable",
-        500..=599 => "internal_error",
-        _ => "validation_failed",
+        401 => ErrorCode::NotLoggedIn,
+        403 => ErrorCode::OriginForbidden,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        429 => ErrorCode::RateLimited,
+        503 => ErrorCode::ServiceUnavailable,
+        500..=599 => ErrorCode::InternalError,
+        _ => ErrorCode::ValidationFailed,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod origin;
+pub mod schema;
 pub mod state;
 pub mod users;
 

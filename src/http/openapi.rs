@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 description of the HTTP API, generated from the `#[utoipa::path]`
-//! annotations beside the handlers, served at `/api/openapi.json`, and Swagger UI at
-//! `/api/docs/` (its files are compiled in: the page loads nothing from elsewhere).
+//! annotations beside the handlers (with the shapes and shared answers of schema.rs), served
+//! at `/api/openapi.json`, and Swagger UI at `/api/docs/` (its files are compiled in: the page
+//! loads nothing from elsewhere).
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -15,10 +16,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Deprecated, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::http::not_allowed;
-
-pub use schemas::*;
+use crate::http::schema::{Ambiguous, Error, OpenApiDocument};
 
 pub const SPEC_PATH: &str = "/api/openapi.json";
 pub const DOCS_PATH: &str = "/api/docs";
@@ -46,21 +46,6 @@ service's own origin, or that has no `Origin` but `Sec-Fetch-Site: cross-site`. 
 the origins of `CLIENT_ORIGIN`, with credentials; the CORS layer answers their preflights \
 (`OPTIONS` with `Access-Control-Request-Method`) itself.";
 
-// The descriptions of the error answers that several routes share.
-pub const AMBIGUOUS: &str = "`validation_failed`: an ambiguous request: more than one \
-`Authorization` header, or more than one `access_token` or `refresh_token` cookie.";
-pub const CROSS_SITE: &str = "`origin_forbidden`: sent by a browser on behalf of another site \
-(an `Origin` that is neither in `CLIENT_ORIGIN` nor this service's own, `Origin: null`, or \
-`Sec-Fetch-Site: cross-site` without `Origin`).";
-pub const GUARDED: &str = "As for `/api/users/me`: `not_logged_in` (no token), `token_invalid`, `token_expired` (refresh, then retry) or `session_revoked` (the session ended, or the user was deleted).";
-pub const TOO_LARGE: &str = "`payload_too_large`: a body over 64 KiB, chunked or not.";
-pub const NOT_JSON: &str = "`unsupported_media_type`: no `Content-Type: application/json`.";
-pub const INTERNAL: &str = "`internal_error`: a defect; the cause is logged on the server \
-with the request id.";
-pub const UNAVAILABLE: &str = "`service_unavailable`: a store (Postgres, Redis or the SQLite \
-file) cannot be reached or written in time, or a password hash waited over 10 s for its \
-turn. Retry later; no cookie is changed.";
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rs256-auth", description = DESCRIPTION),
@@ -86,7 +71,9 @@ turn. Retry later; no cookie is changed.";
         docs_page,
         docs_file,
     ),
-    components(schemas(ErrorCode)),
+    // The shared answers of schema.rs refer to `Error`, and utoipa gathers only the schemas
+    // that response tuples name: listed here, it cannot go missing.
+    components(schemas(Error, ErrorCode)),
     modifiers(&SecuritySchemes, &Conventions),
     tags(
         (name = "auth", description = "Register, log in, refresh and log out."),
@@ -140,7 +127,7 @@ pub fn docs(cfg: &mut web::ServiceConfig) {
     tag = "docs",
     responses(
         (status = 200, description = "The OpenAPI description of this service.", body = OpenApiDocument),
-        (status = 400, description = AMBIGUOUS, body = Error),
+        Ambiguous,
     )
 )]
 pub async fn spec() -> HttpResponse {
@@ -159,7 +146,7 @@ pub async fn spec() -> HttpResponse {
     responses(
         (status = 302, description = "To `/api/docs/`.",
             headers(("Location" = String, description = "`/api/docs/`"))),
-        (status = 400, description = AMBIGUOUS, body = Error),
+        Ambiguous,
     )
 )]
 pub async fn docs_redirect() -> HttpResponse {
@@ -177,7 +164,7 @@ pub async fn docs_redirect() -> HttpResponse {
     tag = "docs",
     responses(
         (status = 200, description = "The Swagger UI page.", body = String, content_type = "text/html"),
-        (status = 400, description = AMBIGUOUS, body = Error),
+        Ambiguous,
     )
 )]
 #[allow(dead_code)] // describes docs_file's answer for the empty file name
@@ -198,7 +185,7 @@ fn docs_page() {}
             (String = "text/javascript"),
             ("image/png"),
         )),
-        (status = 400, description = AMBIGUOUS, body = Error),
+        Ambiguous,
         (status = 404, description = "`not_found`: no such file.", body = Error),
     )
 )]
@@ -234,7 +221,7 @@ pub async fn docs_file(file: web::Path<String>) -> Result<HttpResponse, AppError
         (status = 200, description = "The metrics, in the Prometheus text format 0.0.4.",
             body = String, content_type = "text/plain",
             example = json!("http_requests_total{method=\"GET\",route=\"/api/livez\",status=\"200\"} 1\n")),
-        (status = 400, description = AMBIGUOUS, body = Error),
+        Ambiguous,
     )
 )]
 #[allow(dead_code)] // the handler is crate::http::metrics::render
@@ -384,296 +371,5 @@ fn add_request_ids(openapi: &mut utoipa::openapi::OpenApi) {
                 }
             }
         }
-    }
-}
-
-/// Types that only describe JSON for the description: the handlers build these answers with
-/// `json!`, and read request bodies field by field (see body.rs).
-#[allow(dead_code)]
-mod schemas {
-    use utoipa::ToSchema;
-
-    use crate::domain::UserView;
-    use crate::error::FieldError;
-
-    /// `"success"`
-    #[derive(ToSchema)]
-    pub enum SuccessStatus {
-        #[serde(rename = "success")]
-        Success,
-    }
-
-    /// `"fail"`
-    #[derive(ToSchema)]
-    pub enum FailStatus {
-        #[serde(rename = "fail")]
-        Fail,
-    }
-
-    /// Every code a failure can carry (docs/api.md, Errors). Switch on it; the message may be
-    /// reworded.
-    #[derive(ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum ErrorCode {
-        /// 400: a body that is not a JSON object, a missing or wrong field, an ambiguous request.
-        ValidationFailed,
-        /// 415: register or login without `Content-Type: application/json`.
-        UnsupportedMediaType,
-        /// 413: a body over 64 KiB.
-        PayloadTooLarge,
-        /// 409: register with an email already registered.
-        EmailTaken,
-        /// 401: login with an unknown email or a wrong password.
-        InvalidCredentials,
-        /// 429: too many login attempts; see `Retry-After`.
-        RateLimited,
-        /// 401: no token at all.
-        NotLoggedIn,
-        /// 401: a token that does not verify or is of the wrong kind.
-        TokenInvalid,
-        /// 401: a genuine token past its `exp`.
-        TokenExpired,
-        /// 401: the token's session has ended.
-        SessionRevoked,
-        /// 401: a rotated refresh token presented again after the grace window.
-        RefreshReused,
-        /// 403: a cross-site request on a state-changing route.
-        OriginForbidden,
-        /// 403: the logged-in user's role does not allow the request (an admin route).
-        Forbidden,
-        /// 503: a store cannot be reached in time; retry later.
-        ServiceUnavailable,
-        /// 404: an unknown path.
-        NotFound,
-        /// 405: a method the path does not take.
-        MethodNotAllowed,
-        /// 500: a defect.
-        InternalError,
-    }
-
-    /// The failure envelope of every 4xx and 5xx answer.
-    #[derive(ToSchema)]
-    #[schema(example = json!({"status": "fail", "code": "validation_failed", "message": "the request is invalid", "errors": [{"field": "passwordConfirm", "message": "must match password"}]}))]
-    pub struct Error {
-        #[schema(inline)]
-        status: FailStatus,
-        code: ErrorCode,
-        /// For people; may be reworded.
-        #[schema(example = "invalid email or password")]
-        message: String,
-        /// Only with `validation_failed`: one entry per bad field, named as in the JSON body
-        /// (`body` for the body as a whole, `Authorization` or a cookie's name for an ambiguous
-        /// request).
-        #[schema(nullable = false)]
-        errors: Option<Vec<FieldError>>,
-    }
-
-    /// A success without fields.
-    #[derive(ToSchema)]
-    pub struct Success {
-        #[schema(inline)]
-        status: SuccessStatus,
-    }
-
-    /// A store's state.
-    #[derive(ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum StoreState {
-        Up,
-        Down,
-    }
-
-    /// The stores of the configured storage mode: `postgres` and `redis`, `sqlite`, or
-    /// `sqlite` and `redis`.
-    #[derive(ToSchema)]
-    pub struct Checks {
-        #[schema(nullable = false)]
-        postgres: Option<StoreState>,
-        #[schema(nullable = false)]
-        redis: Option<StoreState>,
-        #[schema(nullable = false)]
-        sqlite: Option<StoreState>,
-    }
-
-    /// Every store in use answered.
-    #[derive(ToSchema)]
-    #[schema(example = json!({"status": "success", "message": "rs256-auth is up", "checks": {"sqlite": "up"}}))]
-    pub struct Health {
-        #[schema(inline)]
-        status: SuccessStatus,
-        message: String,
-        checks: Checks,
-    }
-
-    /// A store did not answer within 2 s: the failure envelope with `checks`.
-    #[derive(ToSchema)]
-    #[schema(example = json!({"status": "fail", "code": "service_unavailable", "message": "unavailable: redis", "checks": {"postgres": "up", "redis": "down"}}))]
-    pub struct HealthDown {
-        #[schema(inline)]
-        status: FailStatus,
-        code: ErrorCode,
-        /// Names the stores that are down.
-        message: String,
-        checks: Checks,
-    }
-
-    /// The body of register. Other fields are ignored (`role` and `verified` included).
-    #[derive(ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    #[schema(example = json!({"name": "Ada", "email": "ada@example.com", "password": "correct horse", "passwordConfirm": "correct horse"}))]
-    pub struct RegisterRequest {
-        /// Trimmed; 1 to 100 characters after trimming; no control character (a tab or
-        /// newline included) and no bidi override or isolate (U+202A..U+202E, U+2066..U+2069).
-        #[schema(min_length = 1, max_length = 100)]
-        name: String,
-        /// Trimmed and lowercased; a valid address of at most 254 characters.
-        #[schema(format = "email", max_length = 254)]
-        email: String,
-        /// 8 to 128 characters; never trimmed.
-        #[schema(format = "password", min_length = 8, max_length = 128)]
-        password: String,
-        /// Equal to `password`.
-        #[schema(format = "password", min_length = 8, max_length = 128)]
-        password_confirm: String,
-        /// A file name, a relative path, or an `http://`/`https://` URL (no other scheme, no
-        /// `//host`, no control character); kept as given; `default.png` when absent or null.
-        #[schema(max_length = 255)]
-        photo: Option<String>,
-    }
-
-    /// The body of login. The email is matched trimmed and without regard to letter case.
-    #[derive(ToSchema)]
-    #[schema(example = json!({"email": "ada@example.com", "password": "correct horse"}))]
-    pub struct LoginRequest {
-        email: String,
-        #[schema(format = "password")]
-        password: String,
-    }
-
-    /// `data.user`: the user.
-    #[derive(ToSchema)]
-    pub struct UserData {
-        user: UserView<'static>,
-    }
-
-    /// The user, as register and `/api/users/me` answer it.
-    #[derive(ToSchema)]
-    pub struct UserAnswer {
-        #[schema(inline)]
-        status: SuccessStatus,
-        data: UserData,
-    }
-
-    /// The body of a profile change: the fields to change. Absent or `null` fields stay as
-    /// they are; other fields (`email`, `role`, ...) are ignored.
-    #[derive(ToSchema)]
-    #[schema(example = json!({"name": "Ada Lovelace", "photo": "ada.png"}))]
-    pub struct ProfileRequest {
-        /// As at register: trimmed; 1 to 100 characters after trimming; no control
-        /// character and no bidi override or isolate.
-        #[schema(min_length = 1, max_length = 100)]
-        name: Option<String>,
-        /// As at register: a file name, a relative path, or an `http://`/`https://` URL;
-        /// kept as given; at most 255 characters.
-        #[schema(max_length = 255)]
-        photo: Option<String>,
-    }
-
-    /// `data` of the admin list: a page of users, oldest first.
-    #[derive(ToSchema)]
-    pub struct UserListData {
-        users: Vec<UserView<'static>>,
-        /// Pass it as `cursor` for the next page; `null` on the last page.
-        #[schema(required = true)]
-        next_cursor: Option<String>,
-    }
-
-    /// A page of the list of users.
-    #[derive(ToSchema)]
-    pub struct UserList {
-        #[schema(inline)]
-        status: SuccessStatus,
-        data: UserListData,
-    }
-
-    /// A new session's access token. The refresh token travels only in its cookie.
-    #[derive(ToSchema)]
-    pub struct LoggedIn {
-        #[schema(inline)]
-        status: SuccessStatus,
-        /// An RS256 JWT, about 800 bytes; also in the `access_token` cookie.
-        access_token: String,
-    }
-
-    /// The session's new tokens.
-    #[derive(ToSchema)]
-    pub struct Refreshed {
-        #[schema(inline)]
-        status: SuccessStatus,
-        /// An RS256 JWT; also in the `access_token` cookie.
-        access_token: String,
-        /// Only when the refresh token came as a Bearer header (a client without a cookie jar):
-        /// the new refresh token, which replaces the one sent. Also in the `refresh_token`
-        /// cookie.
-        #[schema(nullable = false)]
-        refresh_token: Option<String>,
-    }
-
-    /// `"RSA"`
-    #[derive(ToSchema)]
-    pub enum Rsa {
-        #[serde(rename = "RSA")]
-        Rsa,
-    }
-
-    /// `"sig"`
-    #[derive(ToSchema)]
-    pub enum Sig {
-        #[serde(rename = "sig")]
-        Sig,
-    }
-
-    /// `"RS256"`
-    #[derive(ToSchema)]
-    pub enum Rs256 {
-        #[serde(rename = "RS256")]
-        Rs256,
-    }
-
-    /// A public RSA key (RFC 7517).
-    #[derive(ToSchema)]
-    pub struct Jwk {
-        #[schema(inline)]
-        kty: Rsa,
-        #[serde(rename = "use")]
-        #[schema(inline)]
-        use_: Sig,
-        #[schema(inline)]
-        alg: Rs256,
-        /// The key's RFC 7638 thumbprint; the `kid` of the tokens it verifies.
-        kid: String,
-        /// The modulus, base64url.
-        n: String,
-        /// The exponent, base64url.
-        e: String,
-    }
-
-    /// A JWK Set (RFC 7517), without the `status` envelope: the signing key first, then any
-    /// extra verification keys of a key rotation.
-    #[derive(ToSchema)]
-    pub struct Jwks {
-        #[schema(min_items = 1)]
-        keys: Vec<Jwk>,
-    }
-
-    /// An OpenAPI 3.1 description (this one).
-    #[derive(ToSchema)]
-    pub struct OpenApiDocument {
-        #[schema(pattern = r"^3\.1\.\d+$", example = "3.1.0")]
-        openapi: String,
-        #[schema(value_type = Object)]
-        info: (),
-        #[schema(value_type = Object)]
-        paths: (),
     }
 }

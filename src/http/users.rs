@@ -8,8 +8,9 @@ use crate::error::{AppError, Result};
 use crate::http::auth::{NAME_MAX_CHARS, PHOTO_MAX_CHARS, add_rule_errors, refuse_unsafe};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
+use crate::http::schema::{self, Ambiguous, BodyRefused, CrossSite, NoLiveToken, ServerErrors};
 use crate::http::state::AppState;
-use crate::http::{no_store, openapi, success};
+use crate::http::{no_store, success};
 use crate::service::accounts::ProfileChange;
 
 #[utoipa::path(
@@ -22,16 +23,11 @@ use crate::service::accounts::ProfileChange;
         the cookie.",
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "The user.", body = openapi::UserAnswer,
+        (status = 200, description = "The user.", body = schema::UserAnswer,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = openapi::AMBIGUOUS, body = openapi::Error),
-        (status = 401, description = "`not_logged_in` (no token), `token_invalid`, \
-            `token_expired` (refresh, then retry) or `session_revoked` (the session ended, or \
-            the user was deleted: log in again).", body = openapi::Error,
-            headers(("WWW-Authenticate" = String, description = "`Bearer` for \
-                `not_logged_in`, `Bearer error=\"invalid_token\"` for the others."))),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+        Ambiguous,
+        NoLiveToken,
+        ServerErrors,
     )
 )]
 pub async fn me(auth: AuthUser) -> HttpResponse {
@@ -77,25 +73,19 @@ fn parse_profile(body: &Value) -> Result<ProfileChange> {
         `updated_at`. Absent or `null` fields stay as they are; other fields (`email`, `role`, \
         ...) are ignored. A body with neither field changes nothing and answers the user as \
         stored. From the answer on, `/api/users/me` answers the new values on every instance.",
-    request_body = openapi::ProfileRequest,
+    request_body = schema::ProfileRequest,
     security(("access_bearer" = []), ("access_cookie" = [])),
     responses(
-        (status = 200, description = "The user as changed.", body = openapi::UserAnswer,
+        (status = 200, description = "The user as changed.", body = schema::UserAnswer,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, description = "`validation_failed`: a body that is not one JSON object \
             or repeats a key (`errors[0].field` is `body`), `name` or `photo` not a string or \
             breaking a rule (one `errors` entry per field), or an ambiguous request.",
-            body = openapi::Error),
-        (status = 401, description = "`not_logged_in` (no token), `token_invalid`, \
-            `token_expired` (refresh, then retry) or `session_revoked` (the session ended, or \
-            the user was deleted: log in again).", body = openapi::Error,
-            headers(("WWW-Authenticate" = String, description = "`Bearer` for \
-                `not_logged_in`, `Bearer error=\"invalid_token\"` for the others."))),
-        (status = 403, description = openapi::CROSS_SITE, body = openapi::Error),
-        (status = 413, description = openapi::TOO_LARGE, body = openapi::Error),
-        (status = 415, description = openapi::NOT_JSON, body = openapi::Error),
-        (status = 500, description = openapi::INTERNAL, body = openapi::Error),
-        (status = 503, description = openapi::UNAVAILABLE, body = openapi::Error),
+            body = schema::Error),
+        NoLiveToken,
+        CrossSite,
+        BodyRefused,
+        ServerErrors,
     )
 )]
 pub async fn update_me(
