@@ -1,5 +1,6 @@
 //! Integration tests: the real app on a random port, on the embedded store by default or on
-//! real Postgres and Redis (see helpers.rs). One binary, so the app's dependencies link once.
+//! real Postgres and Redis (see helpers/mod.rs). One binary, so the app's dependencies link
+//! once.
 
 mod binary;
 mod helpers;
@@ -7,17 +8,31 @@ mod helpers;
 mod accounts_sessions;
 mod accounts_users;
 mod ambiguous;
-mod auth_flow;
+mod availability;
+mod bodies;
 mod cluster;
-mod config;
+mod cross_site;
 mod cut_off;
-mod edges;
 mod embedded;
 mod expiry;
 mod faults;
+mod forged_tokens;
+mod issued_tokens;
+mod key_settings;
+mod login;
+mod logout;
 mod logs;
+mod me;
 mod openapi;
 mod operations;
 mod rate_limit;
+mod refresh;
 mod refused_input;
-mod tokens;
+mod register;
+mod request_ids;
+mod routing;
+mod session_store;
+mod settings;
+mod signing_keys;
+mod startup;
+mod validation;
