@@ -17,11 +17,17 @@
 #
 # The production pass needs Postgres on 127.0.0.1:5432 (user postgres, trust) and Redis on
 # 127.0.0.1:6379; it creates a database and a key prefix of its own and removes both.
+# Each pass starts the server like the CI scripts do (.ci/lib.sh), from the repository root.
 # Exits non-zero if any scenario saw an error, after writing the results.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# The stores the CPU accounting counts are the local ones (cpu_snapshot), so the production
+# pass uses them whatever PGHOST or REDIS_URL say.
+PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres REDIS_URL=redis://127.0.0.1:6379
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh bench
 
 duration=${BENCH_DURATION:-8}
 duration=${duration%s}
@@ -33,18 +39,9 @@ flood_connections=32
 me_sessions=8
 users=8
 password="correct horse battery"
-pg_host=127.0.0.1 pg_port=5432 pg_user=postgres
-redis_url=redis://127.0.0.1:6379
 
 results=bench/results
 raw=$results/raw
-run_id="$$_$RANDOM"
-
-say() { echo "bench: $*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
 
 for n in "$duration" "$connections" "$wrk_threads"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION, BENCH_CONNECTIONS and BENCH_THREADS are whole numbers, not '$n'"
@@ -81,53 +78,36 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- cleanup ----------------------------------------------------------------------
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs256-bench.XXXXXX")
 # Server logs in memory when possible: the unknown route logs a line per request, and
 # hundreds of MB written back to disk would slow the scenarios after it.
-logdir=$(mktemp -d /dev/shm/rs256-bench.XXXXXX 2>/dev/null || mktemp -d "$tmp/logs.XXXXXX")
-server_pid='' flood_pid='' db='' redis_prefix='' workdir=''
+logdir=$(mktemp -d /dev/shm/rs256-bench.XXXXXX 2>/dev/null || mktemp -d "$lib_tmp/logs.XXXXXX")
+flood_pid=''
 
-# Ends the current pass: the server, a background wrk, the database and the Redis keys.
+# Ends the current pass: a background wrk, then the server and its store (.ci/lib.sh).
 stop_pass() {
-    local pid
     # The flood is a subshell running wrk: end its wrk first.
-    [[ -z $flood_pid ]] || pkill -P "$flood_pid" 2>/dev/null || true
-    for pid in "$flood_pid" "$server_pid"; do
-        [[ -n $pid ]] || continue
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    flood_pid='' server_pid=''
-    if [[ -n $db ]]; then
-        dropdb -h "$pg_host" -p "$pg_port" -U "$pg_user" --if-exists --force "$db" ||
-            say "could not drop database $db"
-        db=''
+    if [[ -n $flood_pid ]]; then
+        pkill -P "$flood_pid" 2>/dev/null || true
+        kill "$flood_pid" 2>/dev/null || true
+        wait "$flood_pid" 2>/dev/null || true
+        flood_pid=''
     fi
-    if [[ -n $redis_prefix ]]; then
-        redis-cli -u "$redis_url" --scan --pattern "${redis_prefix}*" |
-            xargs -r -n 500 redis-cli -u "$redis_url" unlink >/dev/null ||
-            say "could not delete Redis keys ${redis_prefix}*"
-        redis_prefix=''
-    fi
-    [[ -z $workdir ]] || rm -rf "$workdir"
-    workdir=''
+    service_stop
 }
 
+# Run on exit, before .ci/lib.sh stops the server and removes lib_tmp (shellcheck 0.9 takes
+# the body for unreachable: SC2317).
+# shellcheck disable=SC2317
 cleanup() {
-    local rc=$?
-    set +e
     stop_pass
     # The log of a pass that failed half-way.
     local log
     for log in "$logdir"/*.log; do
         [[ ! -e $log ]] || keep_log "$(basename "$log" .log)"
     done
-    rm -rf "$tmp" "$logdir"
-    exit "$rc"
+    rm -rf "$logdir"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # --- build and ceilings -----------------------------------------------------------
 
@@ -161,62 +141,17 @@ measure_ceilings before
 
 # --- the server ---------------------------------------------------------------------
 
-free_port() {
-    local port
-    for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 30000))
-        # A refused connection means nothing listens there.
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found"
-}
-
-# Starts the service for a pass; sets server_pid and base.
+# Starts the service for a pass, on a store of its own (.ci/lib.sh: service_pid, service_url).
 start_server() {
     local mode=$1
-    workdir=$(mktemp -d "$tmp/$mode.XXXXXX")
-    # The service reads app.env from its working directory: the dev keys and cookie
-    # settings. The embedded store's file lands in $workdir/data/.
-    cp app.env "$workdir/"
-    local port
-    port=$(free_port)
-    base=http://127.0.0.1:$port
-    local -a settings=(
-        HOST=127.0.0.1 PORT="$port" RUST_LOG=warn
-        # Lifts the login limits out of the way: right-password floods from one IP.
+    # Lifts the login limits out of the way: right-password floods from one IP.
+    service_start --log "$logdir/$mode.log" "$mode" "$bin" \
         LOGIN_ATTEMPTS_LIMIT=1000000 LOGIN_ATTEMPTS_IP_LIMIT=1000000
-    )
-    if [[ $mode == production ]]; then
-        pg_isready -q -h "$pg_host" -p "$pg_port" || die "Postgres does not answer on $pg_host:$pg_port; start it (pg_ctlcluster <version> main start)"
-        redis-cli -u "$redis_url" ping >/dev/null || die "Redis does not answer on $redis_url; start redis-server"
-        db=bench_$run_id
-        redis_prefix=bench-$run_id:
-        createdb -h "$pg_host" -p "$pg_port" -U "$pg_user" "$db"
-        settings+=(
-            DATABASE_URL="postgres://$pg_user@$pg_host:$pg_port/$db"
-            REDIS_URL="$redis_url" REDIS_KEY_PREFIX="$redis_prefix"
-        )
-    fi
-    # exec keeps one process, so $! is the server's pid for /proc/<pid>/status.
-    (cd "$workdir" && exec env -u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_URLS \
-        -u REDIS_KEY_PREFIX "${settings[@]}" "$bin") >"$logdir/$mode.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 150); do
-        if [[ $(curl -s -o /dev/null -w '%{http_code}' "$base/api/healthchecker") == 200 ]]; then
-            return
-        fi
-        kill -0 "$server_pid" 2>/dev/null || die "the server exited: $(tail -5 "$logdir/$mode.log")"
-        sleep 0.1
-    done
-    die "the server did not answer 200 on /api/healthchecker within 15 s"
 }
 
 # kB of VmHWM or VmRSS in /proc/<server>/status, as MB.
 memory_mb() {
-    awk -v field="$1:" '$1 == field { printf "%.0f", $2 / 1024 }' "/proc/$server_pid/status"
+    awk -v field="$1:" '$1 == field { printf "%.0f", $2 / 1024 }' "/proc/$service_pid/status"
 }
 
 # --- seeding -------------------------------------------------------------------------
@@ -224,7 +159,7 @@ memory_mb() {
 post_json() { # path body [curl args...]
     local path=$1 body=$2
     shift 2
-    curl -sS -H 'Content-Type: application/json' -d "$body" "$@" "$base$path"
+    curl -sS -H 'Content-Type: application/json' -d "$body" "$@" "$service_url$path"
 }
 
 # Registers the users; writes their emails to $seed/users.
@@ -294,7 +229,7 @@ cpu_busy() {
 cpu_snapshot() {
     local -a stores
     mapfile -t stores < <(pgrep -x redis-server; pgrep -x postgres)
-    echo "$(cpu_of "$server_pid") $(cpu_of "${stores[@]}") $(cpu_busy)"
+    echo "$(cpu_of "$service_pid") $(cpu_of "${stores[@]}") $(cpu_busy)"
 }
 
 # --- scenarios ------------------------------------------------------------------------
@@ -309,17 +244,17 @@ wrk_run() {
     local before after perf_pid=''
     before=$(cpu_snapshot)
     if [[ ${BENCH_PROFILE:-} == 1 && $slug =~ ^(me_bearer|refresh|login)$ ]]; then
-        perf record -F 499 -g -p "$server_pid" -o "$raw/$mode-$slug.perf" -- sleep "$run_seconds" \
+        perf record -F 499 -g -p "$service_pid" -o "$raw/$mode-$slug.perf" -- sleep "$run_seconds" \
             >/dev/null 2>&1 &
         perf_pid=$!
     fi
     env BENCH_WRK_DIR="$root/bench/wrk" BENCH_NAME="$slug" BENCH_THREADS="$threads" \
         BENCH_PASSWORD="$password" BENCH_USERS="$seed/users" "$@" \
         wrk -t"$threads" -c"$conns" -d"$run_seconds"s --timeout 10s --latency \
-        -s "bench/wrk/$script.lua" "$base$path" >"$out" 2>&1
+        -s "bench/wrk/$script.lua" "$service_url$path" >"$out" 2>&1
     local result
     result=$(grep '^RESULT ' "$out") || die "wrk printed no RESULT line for $slug; see $out"
-    kill -0 "$server_pid" 2>/dev/null || die "the server died during $slug: $(tail -5 "$logdir/$mode.log")"
+    kill -0 "$service_pid" 2>/dev/null || die "the server died during $slug: $(tail -5 "$logdir/$mode.log")"
     after=$(cpu_snapshot)
     if [[ -n $perf_pid ]]; then
         wait "$perf_pid" || true
@@ -332,7 +267,7 @@ wrk_run() {
 run_pass() {
     mode=$1
     pass_results=$raw/$mode.results
-    seed=$tmp/$mode-seed
+    seed=$lib_tmp/$mode-seed
     mkdir -p "$seed"
     : >"$pass_results"
     say "$mode pass: starting the server"

@@ -6,7 +6,16 @@
 // The service must allow the SPA's origin (CLIENT_ORIGIN=http://localhost:<SPA_PORT>) and
 // have a short access lifetime (ACCESS_TOKEN_EXPIRED_IN=3s), since the test waits for
 // access tokens to expire several times. It serves the SPA itself, on SPA_PORT.
+//
+// It saves a screenshot of the signed-in view to E2E_SCREENSHOT, by default to the
+// repository's target/e2e/screenshot.png (ignored by git): the committed screenshot would
+// change at every run (the sessions' times). To update that one on purpose, from the
+// repository root:
+//
+//   E2E_SCREENSHOT=examples/spa/screenshot.png bash .ci/e2e.sh target/debug/rs256-auth
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -17,7 +26,9 @@ const SPA_PORT = Number(process.env.SPA_PORT ?? 3000);
 const SPA = `http://localhost:${SPA_PORT}`;
 const APP_URL = `${SPA}/?api=${encodeURIComponent(API)}`;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOT = fileURLToPath(new URL('../screenshot.png', import.meta.url));
+const SCREENSHOT = process.env.E2E_SCREENSHOT
+  ? resolve(process.env.E2E_SCREENSHOT)
+  : fileURLToPath(new URL('../../../target/e2e/screenshot.png', import.meta.url));
 
 // A fixed email keeps the screenshot the same from run to run (but for the sessions'
 // times); .ci/e2e.sh sets it, since its store is new each time. Against a long-lived
@@ -340,7 +351,9 @@ try {
 
   await step('screenshot of the signed-in view', async () => {
     await tab.evaluate(() => document.activeElement?.blur());
+    await mkdir(dirname(SCREENSHOT), { recursive: true });
     await tab.screenshot({ path: SCREENSHOT });
+    console.log(`  saved ${SCREENSHOT}`);
   });
 
   await step("ending the phone's session removes it, and the phone is signed out", async () => {
