@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use validator::ValidationError;
 
 /// A row of `users`. Holds the password hash, so it is never serialized, and `Debug`
 /// leaves the hash out of any log line.
@@ -136,6 +137,26 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Names: 1 to this many characters, after trimming.
+pub const NAME_MAX_CHARS: u64 = 100;
+/// Photos: at most this many characters.
+pub const PHOTO_MAX_CHARS: u64 = 255;
+/// Passwords: this many characters at least, and at most (every character counts: no
+/// trimming, no truncation). Login refuses a longer one without hashing it.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// The password rule, for validator's `custom`: register's `password` and a password
+/// change's `newPassword`.
+pub fn password_rule<T: AsRef<str> + ?Sized>(password: &T) -> Result<(), ValidationError> {
+    let chars = password.as_ref().chars().count();
+    if (PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&chars) {
+        return Ok(());
+    }
+    let rule = format!("must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters");
+    Err(ValidationError::new("length").with_message(rule.into()))
 }
 
 /// A name as sent may hold no control character (a tab or a newline included, even at an

@@ -133,7 +133,7 @@ pub async fn end_other_sessions(
 
 #[derive(Validate)]
 struct NewPassword<'a> {
-    #[validate(length(min = 8, max = 128, message = "must be 8 to 128 characters"))]
+    #[validate(custom(function = "crate::domain::password_rule"))]
     new_password: &'a str,
     #[validate(must_match(other = "new_password", message = "must match newPassword"))]
     new_password_confirm: &'a str,

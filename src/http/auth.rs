@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use validator::{Validate, ValidationErrors};
 
-use crate::domain::{self, Email};
+use crate::domain::{self, Email, NAME_MAX_CHARS, PHOTO_MAX_CHARS};
 use crate::error::{AppError, FieldError, Result};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::client;
@@ -17,9 +17,6 @@ use crate::service::accounts::Registration;
 use crate::service::sessions::SessionTokens;
 
 const DEFAULT_PHOTO: &str = "default.png";
-/// The rules of `name` and `photo`, at register and at a profile change.
-pub(crate) const NAME_MAX_CHARS: u64 = 100;
-pub(crate) const PHOTO_MAX_CHARS: u64 = 255;
 
 #[derive(Validate)]
 struct RegisterForm {
@@ -30,7 +27,7 @@ struct RegisterForm {
         email(message = "must be a valid email address")
     )]
     email: String,
-    #[validate(length(min = 8, max = 128, message = "must be 8 to 128 characters"))]
+    #[validate(custom(function = "domain::password_rule"))]
     password: String,
     #[validate(must_match(other = "password", message = "must match password"))]
     password_confirm: String,

@@ -4,8 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 use validator::Validate;
 
+use crate::domain::{NAME_MAX_CHARS, PHOTO_MAX_CHARS};
 use crate::error::{AppError, Result};
-use crate::http::auth::{NAME_MAX_CHARS, PHOTO_MAX_CHARS, add_rule_errors, refuse_unsafe};
+use crate::http::auth::{add_rule_errors, refuse_unsafe};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
 use crate::http::schema::{self, Ambiguous, BodyRefused, CrossSite, NoLiveToken, ServerErrors};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use prometheus::IntCounterVec;
 use uuid::Uuid;
 
-use crate::domain::{Email, User};
+use crate::domain::{Email, PASSWORD_MAX_CHARS, User};
 use crate::error::{AppError, Result};
 use crate::service::attempts::{LoginAttempts, Verdict};
 use crate::service::cache::{Users as UserCopies, VerifiedTokens};
@@ -18,9 +18,6 @@ use crate::service::tokens::{Claims, Tokens, entry_expiry, has_expired};
 use crate::store::Stores;
 use crate::store::sessions::{SessionStore, Stamp, TokenEntry, TokenRef};
 use crate::store::users::UserStore;
-
-/// Longest password we hash; longer ones can never match, so login refuses them unhashed.
-pub const MAX_PASSWORD_CHARS: usize = 128;
 
 /// How many verified tokens and user copies an instance keeps (each well under 2 KB).
 const CACHE_ENTRIES: usize = 10_000;
@@ -84,7 +81,8 @@ impl Core {
                 retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(u64::MAX),
             });
         }
-        if password.chars().count() > MAX_PASSWORD_CHARS {
+        // Longer ones can never match: refused unhashed.
+        if password.chars().count() > PASSWORD_MAX_CHARS {
             return Err(AppError::InvalidCredentials);
         }
         let found = self.stores.users.by_email(email).await?;

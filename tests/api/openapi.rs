@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
+use rs256_auth::domain::{NAME_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, PHOTO_MAX_CHARS};
 use rs256_auth::error::AppError;
 use serde_json::Value;
 
@@ -558,4 +559,38 @@ async fn the_docs_page_is_swagger_ui_served_by_the_service_itself() {
         .await
         .unwrap();
     assert_error(missing, 404, "not_found").await;
+}
+
+/// utoipa takes only literals for lengths: the description must say what the rules in
+/// `domain` enforce, and this is where the two are held together.
+#[tokio::test]
+async fn the_described_lengths_are_the_rules_of_the_service() {
+    let app = spawn_app().await;
+    let spec = description(&app).await;
+    let field = |schema: &str, field: &str| {
+        spec["components"]["schemas"][schema]["properties"][field].clone()
+    };
+    let (min, max) = (PASSWORD_MIN_CHARS as u64, PASSWORD_MAX_CHARS as u64);
+    for (schema, name) in [
+        ("RegisterRequest", "password"),
+        ("RegisterRequest", "passwordConfirm"),
+        ("PasswordChangeRequest", "newPassword"),
+    ] {
+        let described = field(schema, name);
+        assert_eq!(described["minLength"], min, "{schema}.{name}");
+        assert_eq!(described["maxLength"], max, "{schema}.{name}");
+    }
+    for schema in ["RegisterRequest", "ProfileRequest"] {
+        assert_eq!(field(schema, "name")["minLength"], 1, "{schema}.name");
+        assert_eq!(
+            field(schema, "name")["maxLength"],
+            NAME_MAX_CHARS,
+            "{schema}.name"
+        );
+        assert_eq!(
+            field(schema, "photo")["maxLength"],
+            PHOTO_MAX_CHARS,
+            "{schema}.photo"
+        );
+    }
 }
