@@ -13,27 +13,6 @@ use crate::helpers::*;
 
 // ---- helpers ------------------------------------------------------------------------------
 
-/// `PATCH /api/users/me` with the access token as Bearer, at any instance.
-async fn patch_me(base: &str, access: &str, body: &Value) -> Response {
-    plain_client()
-        .patch(format!("{base}/api/users/me"))
-        .bearer_auth(access)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
-}
-
-/// `GET /api/admin/users?{query}` with the access token as Bearer, at any instance.
-async fn admin_users(base: &str, access: &str, query: &str) -> Response {
-    plain_client()
-        .get(format!("{base}/api/admin/users?{query}"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("request")
-}
-
 /// The `data.user` of a 200 answer.
 async fn user_of(response: Response) -> Value {
     assert_eq!(response.status(), 200);
@@ -51,13 +30,6 @@ fn time(value: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(value.as_str().expect("an RFC 3339 string"))
         .expect("RFC 3339")
         .with_timezone(&Utc)
-}
-
-fn user_id(session: &Session) -> String {
-    claims_of(&session.access)["sub"]
-        .as_str()
-        .expect("sub")
-        .to_owned()
 }
 
 /// Runs `rs256-auth args...` as an operator would, on the stores of `app`, from a folder
@@ -114,16 +86,6 @@ fn refused(output: &Output) -> String {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
     stderr
-}
-
-/// A new admin, logged in: registered, then promoted in the database directly (the command
-/// has tests of its own), before any request could have cached the user.
-async fn admin(app: &TestApp) -> (String, Session) {
-    let (email, session) = app.logged_in_user().await;
-    app.execute("UPDATE users SET role = 'admin' WHERE email = $1", &email)
-        .await;
-    app.user_changed(&user_id(&session)).await;
-    (email, session)
 }
 
 /// Sets a timestamp column of every user, bypassing the service (and Postgres' trigger).
@@ -311,14 +273,7 @@ async fn a_profile_change_names_every_invalid_field_and_changes_nothing() {
     ];
     for (body, fields) in cases {
         let response = patch_me(&app.address, &session.access, &body).await;
-        let error = assert_error(response, 400, "validation_failed").await;
-        let named: Vec<&str> = error["errors"]
-            .as_array()
-            .expect("errors")
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
-        assert_eq!(named, fields, "{body}");
+        assert_invalid_fields(response, &fields, &body.to_string()).await;
     }
     // The longest name and photo pass.
     let longest = json!({"name": "é".repeat(100), "photo": "p".repeat(255)});

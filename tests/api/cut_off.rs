@@ -269,10 +269,25 @@ async fn stores_of(app: &TestApp) -> Stores {
     Stores::open(&settings).await.expect("stores")
 }
 
-async fn inserted(stores: &Stores, new: &NewUser) -> User {
-    match stores.users.insert(new).await.unwrap() {
+/// A new user, straight into the store, with a hash that no password matches.
+async fn inserted(stores: &Stores) -> User {
+    let new = NewUser {
+        name: "Ada".into(),
+        email: Email::normalize(&unique_email()),
+        password_hash: "an old hash".into(),
+        photo: "default.png".into(),
+    };
+    match stores.users.insert(&new).await.unwrap() {
         Inserted::Created(user) => user,
         Inserted::EmailTaken => panic!("a fresh email is taken"),
+    }
+}
+
+/// The user as a login vouches for them: their stamp now, and their state as read.
+async fn vouched_now(stores: &Stores, user: &User) -> Vouched {
+    Vouched {
+        stamp: stores.sessions.stamp(user.id).await.unwrap(),
+        updated_at: user.updated_at,
     }
 }
 
@@ -308,17 +323,8 @@ async fn is_live(stores: &Stores, session: &NewSession) -> bool {
 async fn the_store_writes_a_session_only_for_the_user_as_vouched() {
     let app = spawn_app().await;
     let stores = stores_of(&app).await;
-    let new = NewUser {
-        name: "Ada".into(),
-        email: Email::normalize(&unique_email()),
-        password_hash: "an old hash".into(),
-        photo: "default.png".into(),
-    };
-    let user = inserted(&stores, &new).await;
-    let vouched = Vouched {
-        stamp: stores.sessions.stamp(user.id).await.unwrap(),
-        updated_at: user.updated_at,
-    };
+    let user = inserted(&stores).await;
+    let vouched = vouched_now(&stores, &user).await;
     let first = new_session(user.id);
     let created = stores.sessions.create(&first, &vouched).await.unwrap();
     assert_eq!(created, Created::Created);
@@ -335,10 +341,7 @@ async fn the_store_writes_a_session_only_for_the_user_as_vouched() {
 
     // Vouched for again, as it is now: written.
     let now = stores.users.by_id(user.id).await.unwrap().unwrap();
-    let again = Vouched {
-        stamp: stores.sessions.stamp(user.id).await.unwrap(),
-        updated_at: now.updated_at,
-    };
+    let again = vouched_now(&stores, &now).await;
     let fresh = new_session(user.id);
     let created = stores.sessions.create(&fresh, &again).await.unwrap();
     assert_eq!(created, Created::Created);
@@ -357,17 +360,8 @@ async fn the_store_writes_a_session_only_for_the_user_as_vouched() {
 async fn the_store_ends_every_session_but_the_kept_one_in_one_step() {
     let app = spawn_app().await;
     let stores = stores_of(&app).await;
-    let new = NewUser {
-        name: "Ada".into(),
-        email: Email::normalize(&unique_email()),
-        password_hash: "a hash".into(),
-        photo: "default.png".into(),
-    };
-    let user = inserted(&stores, &new).await;
-    let vouched = Vouched {
-        stamp: stores.sessions.stamp(user.id).await.unwrap(),
-        updated_at: user.updated_at,
-    };
+    let user = inserted(&stores).await;
+    let vouched = vouched_now(&stores, &user).await;
     let mut sessions = Vec::new();
     for _ in 0..20 {
         let session = new_session(user.id);

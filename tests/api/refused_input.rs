@@ -11,48 +11,9 @@ use uuid::Uuid;
 use crate::binary::Binary;
 use crate::helpers::*;
 
-async fn admin_users(base: &str, access: &str, query: &str) -> Response {
-    plain_client()
-        .get(format!("{base}/api/admin/users?{query}"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn patch_me(base: &str, access: &str, body: &Value) -> Response {
-    plain_client()
-        .patch(format!("{base}/api/users/me"))
-        .bearer_auth(access)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
-}
-
 /// Asserts a 400 `validation_failed` that names exactly `field`.
 async fn assert_refused(response: Response, field: &str, what: &str) {
-    let error = assert_error(response, 400, "validation_failed").await;
-    let named: Vec<&str> = error["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(named, [field], "{what}: {error}");
-}
-
-/// A logged-in admin: promoted in the database, before any request could cache the user.
-async fn admin(app: &TestApp) -> Session {
-    let (email, session) = app.logged_in_user().await;
-    app.execute("UPDATE users SET role = 'admin' WHERE email = $1", &email)
-        .await;
-    let sub = claims_of(&session.access)["sub"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.user_changed(&sub).await;
-    session
+    assert_invalid_fields(response, &[field], what).await;
 }
 
 /// A cursor in the unsealed form of earlier releases: the instant, then the id.
@@ -65,7 +26,7 @@ fn unsealed(micros: i64, id: Uuid) -> String {
 #[tokio::test]
 async fn a_cursor_the_service_did_not_issue_is_validation_failed_on_every_store() {
     let app = spawn_app().await;
-    let session = admin(&app).await;
+    let (_, session) = admin(&app).await;
     for _ in 0..3 {
         app.register_user().await;
     }
@@ -112,7 +73,7 @@ async fn a_cursor_the_service_did_not_issue_is_validation_failed_on_every_store(
 #[tokio::test]
 async fn a_cursor_from_another_deployment_is_refused() {
     let app = spawn_app().await;
-    let session = admin(&app).await;
+    let (_, session) = admin(&app).await;
     for _ in 0..2 {
         app.register_user().await;
     }

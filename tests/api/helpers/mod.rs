@@ -22,12 +22,14 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
+mod accounts;
 mod cookies;
 pub mod jwt;
 mod responses;
 pub mod settings;
 mod store;
 
+pub use accounts::*;
 pub use cookies::*;
 pub use responses::*;
 pub use store::*;

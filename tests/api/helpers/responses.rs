@@ -148,3 +148,17 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             (metric == name && found == wanted).then(|| value.parse().ok())?
         })
 }
+
+/// Asserts a 400 `validation_failed` whose `errors` name exactly `fields`, in that order;
+/// returns the body. `what` names the case in a failure.
+pub async fn assert_invalid_fields(response: Response, fields: &[&str], what: &str) -> Value {
+    let error = assert_error(response, 400, "validation_failed").await;
+    let named: Vec<&str> = error["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(named, fields, "{what}: {error}");
+    error
+}
