@@ -148,6 +148,26 @@ pub const PHOTO_MAX_CHARS: u64 = 255;
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
+/// The length rule of a name (already trimmed), for validator's `custom`: register and a
+/// profile change.
+pub fn name_length_rule<T: AsRef<str> + ?Sized>(name: &T) -> Result<(), ValidationError> {
+    let chars = name.as_ref().chars().count() as u64;
+    if (1..=NAME_MAX_CHARS).contains(&chars) {
+        return Ok(());
+    }
+    let rule = format!("must be 1 to {NAME_MAX_CHARS} characters");
+    Err(ValidationError::new("length").with_message(rule.into()))
+}
+
+/// The length rule of a photo, for validator's `custom`: register and a profile change.
+pub fn photo_length_rule<T: AsRef<str> + ?Sized>(photo: &T) -> Result<(), ValidationError> {
+    if photo.as_ref().chars().count() as u64 <= PHOTO_MAX_CHARS {
+        return Ok(());
+    }
+    let rule = format!("must be at most {PHOTO_MAX_CHARS} characters");
+    Err(ValidationError::new("length").with_message(rule.into()))
+}
+
 /// The password rule, for validator's `custom`: register's `password` and a password
 /// change's `newPassword`.
 pub fn password_rule<T: AsRef<str> + ?Sized>(password: &T) -> Result<(), ValidationError> {
@@ -169,8 +189,9 @@ pub fn name_is_clean(sent: &str) -> bool {
 }
 
 /// A photo is a file name or a relative path, or an `http://`/`https://` URL: nothing that a
-/// page showing it would run or fetch from elsewhere (`javascript:`, `data:`, `file:`, a
-/// `//host` or `\\host` of the page's scheme). A control character is refused anywhere,
+/// page showing it would run or read locally (`javascript:`, `data:`, `file:`), and no
+/// scheme-relative `//host` or `\\host`, which a browser and a reader of the stored value
+/// would take for a path and a host differently. A control character is refused anywhere,
 /// since browsers drop tabs and newlines inside URLs (`java\tscript:`). The scheme is read
 /// as browsers read it, after the surrounding whitespace and case-insensitively.
 pub fn photo_is_allowed(sent: &str) -> bool {

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use validator::{Validate, ValidationErrors};
 
-use crate::domain::{self, Email, NAME_MAX_CHARS, PHOTO_MAX_CHARS};
+use crate::domain::{self, Email};
 use crate::error::{AppError, FieldError, Result};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::client;
@@ -20,7 +20,7 @@ const DEFAULT_PHOTO: &str = "default.png";
 
 #[derive(Validate)]
 struct RegisterForm {
-    #[validate(length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 100 characters"))]
+    #[validate(custom(function = "domain::name_length_rule"))]
     name: String,
     #[validate(
         length(max = 254, message = "must be at most 254 characters"),
@@ -31,7 +31,7 @@ struct RegisterForm {
     password: String,
     #[validate(must_match(other = "password", message = "must match password"))]
     password_confirm: String,
-    #[validate(length(max = PHOTO_MAX_CHARS, message = "must be at most 255 characters"))]
+    #[validate(custom(function = "domain::photo_length_rule"))]
     photo: Option<String>,
 }
 

@@ -4,7 +4,6 @@ use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 use validator::Validate;
 
-use crate::domain::{NAME_MAX_CHARS, PHOTO_MAX_CHARS};
 use crate::error::{AppError, Result};
 use crate::http::auth::{add_rule_errors, refuse_unsafe};
 use crate::http::body::{Fields, JsonObject};
@@ -38,9 +37,9 @@ pub async fn me(auth: AuthUser) -> HttpResponse {
 /// The fields of a profile change, with register's rules for them.
 #[derive(Validate)]
 struct ProfileForm {
-    #[validate(length(min = 1, max = NAME_MAX_CHARS, message = "must be 1 to 100 characters"))]
+    #[validate(custom(function = "crate::domain::name_length_rule"))]
     name: Option<String>,
-    #[validate(length(max = PHOTO_MAX_CHARS, message = "must be at most 255 characters"))]
+    #[validate(custom(function = "crate::domain::photo_length_rule"))]
     photo: Option<String>,
 }
 

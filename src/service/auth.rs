@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use prometheus::IntCounterVec;
 
-use crate::error::Result;
 use crate::service::accounts::AccountFlows;
 use crate::service::admin::AdminFlows;
 use crate::service::attempts::{Limits, LoginAttempts};
@@ -15,9 +14,9 @@ use crate::service::core::Core;
 use crate::service::password::Passwords;
 use crate::service::sessions::SessionFlows;
 use crate::service::tokens::Tokens;
-use crate::store::Stores;
 use crate::store::sessions::SessionStore;
 use crate::store::users::UserStore;
+use crate::store::{StoreError, Stores};
 
 /// A store and its state, for the healthchecker.
 pub struct StoreCheck {
@@ -69,15 +68,15 @@ impl AuthService {
     pub async fn check_stores(&self, within: Duration) -> Vec<StoreCheck> {
         let (users, sessions) = (&self.core.stores.users, &self.core.stores.sessions);
         if users.name() == sessions.name() {
-            let up = answers(sessions.ping(), within).await;
+            let up = answers(sessions.name(), sessions.ping(), within).await;
             return vec![StoreCheck {
                 name: sessions.name(),
                 up,
             }];
         }
         let (users_up, sessions_up) = tokio::join!(
-            answers(users.ping(), within),
-            answers(sessions.ping(), within)
+            answers(users.name(), users.ping(), within),
+            answers(sessions.name(), sessions.ping(), within)
         );
         vec![
             StoreCheck {
@@ -99,6 +98,22 @@ impl AuthService {
     }
 }
 
-async fn answers<E>(check: impl Future<Output = Result<(), E>>, within: Duration) -> bool {
-    matches!(tokio::time::timeout(within, check).await, Ok(Ok(())))
+/// Whether `check` of the store `name` succeeds within `within`; a failure is logged with the
+/// store's name and cause, as any store failure is, so that a `down` can be explained.
+async fn answers(
+    name: &'static str,
+    check: impl Future<Output = Result<(), StoreError>>,
+    within: Duration,
+) -> bool {
+    match tokio::time::timeout(within, check).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(store = name, error = %e, "store check failed");
+            false
+        }
+        Err(_) => {
+            tracing::error!(store = name, "store check: no answer in time");
+            false
+        }
+    }
 }

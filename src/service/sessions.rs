@@ -176,17 +176,23 @@ impl SessionFlows {
             .verifying(candidates)
             .map(|claims| token_ref(&claims))
             .collect();
+        // No token that verifies: nothing to end, and no store needed (an outage included).
+        if sessions.is_empty() {
+            return Ok(());
+        }
         Ok(self.core.stores.sessions.end(&sessions).await?)
     }
 
-    /// Logout everywhere: every session of the user of each token whose own session is live.
-    /// A token of an ended session (ended from another device, revoked for reuse, swept by a
-    /// password change) verifies until it expires, but speaks for no one: it ends nothing.
+    /// Logout everywhere: every session of the user of each token that still stands for a
+    /// live session. A token of an ended session (ended from another device, revoked for
+    /// reuse, swept by a password change), and a refresh token already exchanged for its
+    /// successor, verify until they expire but speak for no one: they end nothing.
     pub async fn logout_everywhere(&self, candidates: &[&str]) -> Result<()> {
         let sessions = &self.core.stores.sessions;
         let mut users = Vec::new();
         for claims in self.verifying(candidates) {
-            if sessions.check(&token_ref(&claims)).await?.live {
+            let check = sessions.check(&token_ref(&claims)).await?;
+            if check.live && !check.rotated {
                 users.push(claims.sub);
             }
         }

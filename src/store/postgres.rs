@@ -97,7 +97,7 @@ impl UserStore for Users {
         .execute(&self.pool)
         .await
         .map_err(fail)?;
-        Ok(changed(done.rows_affected()))
+        Ok(Changed::from_rows(done.rows_affected()))
     }
 
     /// `updated_at` advances in the trigger, strictly (see the migrations).
@@ -127,7 +127,7 @@ impl UserStore for Users {
             .execute(&self.pool)
             .await
             .map_err(fail)?;
-        Ok(changed(done.rows_affected()))
+        Ok(Changed::from_rows(done.rows_affected()))
     }
 
     async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
@@ -183,14 +183,6 @@ impl UserStore for Users {
             .await
             .map_err(fail)?;
         Ok(())
-    }
-}
-
-fn changed(rows: u64) -> Changed {
-    if rows == 1 {
-        Changed::Done
-    } else {
-        Changed::NoSuchUser
     }
 }
 

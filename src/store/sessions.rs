@@ -55,10 +55,13 @@ pub struct TokenRef {
 }
 
 /// What the session store says about a request's token, in one read: whether it is live,
-/// and the user's stamp where the store keeps one.
+/// whether it is a refresh token already exchanged for its successor (its entry is kept, to
+/// answer a late tab or detect reuse, but it no longer stands for the session), and the
+/// user's stamp where the store keeps one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub live: bool,
+    pub rotated: bool,
     pub stamp: Stamp,
 }
 
@@ -98,6 +101,17 @@ pub enum Ended {
     Ended,
     /// Not a live session of this user (another user's included): nothing was ended.
     NoSuchSession,
+}
+
+impl Ended {
+    /// From how many of the user's live sessions the store deleted (0 or 1).
+    pub fn from_count(ended: u64) -> Self {
+        if ended == 1 {
+            Ended::Ended
+        } else {
+            Ended::NoSuchSession
+        }
+    }
 }
 
 /// The sessions: Redis in production, the SQLite file when embedded.

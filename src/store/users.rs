@@ -42,6 +42,17 @@ pub enum Changed {
     NoSuchUser,
 }
 
+impl Changed {
+    /// From the rows a statement on one user's row changed.
+    pub fn from_rows(rows: u64) -> Self {
+        if rows == 1 {
+            Changed::Done
+        } else {
+            Changed::NoSuchUser
+        }
+    }
+}
+
 /// The users: Postgres in production, the SQLite file when embedded. Every change advances
 /// `updated_at`, strictly.
 #[enum_dispatch]

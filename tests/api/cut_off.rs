@@ -125,6 +125,24 @@ async fn logout_all_with_a_refresh_token_flagged_as_reused_ends_nothing() {
     assert_eq!(refresh_at(&app.address, &owner.refresh).await.status(), 200);
 }
 
+/// A refresh token its session has already exchanged for a successor (a thief's copy,
+/// outside the grace window) no longer stands for the session: it ends nothing either.
+#[tokio::test]
+async fn logout_all_with_a_refresh_token_already_exchanged_ends_nothing() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "1s")]).await;
+    let email = app.register_user().await;
+    let owner = login_as(&app.address, &email).await;
+    let device = login_as(&app.address, &email).await;
+    let rotated = refresh_at(&app.address, &device.refresh).await;
+    assert_eq!(rotated.status(), 200);
+    let current = session_from(&rotated);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    assert_logout_all_ends_nothing(&app, &device.refresh, &owner).await;
+    assert_eq!(me_at(&app.address, &current.access).await.status(), 200);
+    assert_eq!(refresh_at(&app.address, &owner.refresh).await.status(), 200);
+}
+
 #[tokio::test]
 async fn logout_all_with_a_token_from_before_a_password_change_ends_nothing() {
     let app = spawn_app().await;

@@ -110,7 +110,7 @@ fn url_encode(text: &str) -> String {
         .collect()
 }
 
-/// Every photo a page would run, or fetch from a host of the attacker's choosing.
+/// Every photo a page would run or read locally, or that names a host without a scheme.
 const REFUSED_PHOTOS: [&str; 18] = [
     "javascript:alert(1)",
     "JaVaScRiPt:alert(1)",

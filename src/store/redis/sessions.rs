@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::clock::{millis, now_ms};
 use crate::store::error::Result;
 use crate::store::redis::{Redis, entry};
-use crate::store::rotation::{self, Rotate, Rotation, Seen, Step};
+use crate::store::rotation::{self, RefreshState, Rotate, Rotation, Seen, Step};
 use crate::store::sessions::{
     Check, Created, Device, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,
 };
@@ -81,7 +81,8 @@ if value and session == ARGV[1] then
     redis.call('HSET', KEYS[8], 'last_used_at', ARGV[12])
     redis.call('PEXPIRE', KEYS[8], ARGV[5])
     redis.call('ZADD', KEYS[9], tonumber(ARGV[12]) + tonumber(ARGV[5]), ARGV[13])
-    redis.call('PEXPIRE', KEYS[9], ARGV[5])
+    -- The index only ever gets longer to live: it must outlast every session it lists.
+    if redis.call('PTTL', KEYS[9]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[9], ARGV[5]) end
     return {'rotated'}
   end
 end
@@ -107,7 +108,7 @@ redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6])
 redis.call('HSET', KEYS[5], 'created_at', ARGV[7], 'last_used_at', ARGV[7], 'user_agent', ARGV[8], 'ip', ARGV[9])
 redis.call('PEXPIRE', KEYS[5], ARGV[6])
 redis.call('ZADD', KEYS[6], ARGV[11], ARGV[10])
-redis.call('PEXPIRE', KEYS[6], ARGV[6])
+if redis.call('PTTL', KEYS[6]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[6], ARGV[6]) end
 return 1
 ",
     )
@@ -199,8 +200,8 @@ impl SessionStore for Sessions {
             return Ok(Created::UserChanged);
         };
         let now = now_ms();
-        // Every session of a user ends at most a refresh lifetime from its last write, so
-        // the newest write's TTL is also the index's.
+        // The index lives as long as its longest-lived session: the sweep of a password
+        // change and the list find sessions only through it.
         let ttl = refresh.expires_at.ttl_ms();
         let mut invocation = CREATE.prepare_invoke();
         invocation
@@ -297,11 +298,7 @@ impl SessionStore for Sessions {
             .zrem(self.index_key(user), sid.to_string())
             .ignore();
         let (ended,): (u32,) = self.redis.run(async |c| pipe.query_async(c).await).await?;
-        Ok(if ended == 1 {
-            Ended::Ended
-        } else {
-            Ended::NoSuchSession
-        })
+        Ok(Ended::from_count(u64::from(ended)))
     }
 
     async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
@@ -327,9 +324,13 @@ impl SessionStore for Sessions {
             .redis
             .run(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await)
             .await?;
+        let rotated = value
+            .as_deref()
+            .and_then(|v| entry::parse_refresh(v, token.user));
         let owned = |v: Option<String>| v.is_some_and(|v| entry::owned_by(&v, token.user));
         Ok(Check {
             live: owned(value) && owned(session),
+            rotated: matches!(rotated, Some(RefreshState::Rotated(_))),
             stamp: stamp.map_or(Stamp::Missing, Stamp::Is),
         })
     }

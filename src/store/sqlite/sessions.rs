@@ -49,6 +49,8 @@ impl SessionStore for Sessions {
                 .await
                 .map_err(fail)?;
         if updated_at != Some(vouched.updated_at) {
+            // Let the write lock go at once: this is an ordinary answer, not a failure.
+            tx.rollback().await.map_err(fail)?;
             return Ok(Created::UserChanged);
         }
         sqlx::query(
@@ -91,21 +93,22 @@ impl SessionStore for Sessions {
 
     /// The users are read each time (no stamp): `Unkept`.
     async fn check(&self, token: &TokenRef) -> Result<Check> {
-        let live = sqlx::query_scalar(
-            "SELECT EXISTS (
-                 SELECT 1 FROM tokens t JOIN sessions s ON s.sid = t.sid
-                 WHERE t.token_uuid = ?1 AND t.sid = ?2 AND t.user_id = ?3 AND s.user_id = ?3
-                   AND t.expires_at > ?4 AND s.expires_at > ?4)",
+        let rotated: Option<bool> = sqlx::query_scalar(
+            "SELECT t.next_refresh IS NOT NULL
+             FROM tokens t JOIN sessions s ON s.sid = t.sid
+             WHERE t.token_uuid = ?1 AND t.sid = ?2 AND t.user_id = ?3 AND s.user_id = ?3
+               AND t.expires_at > ?4 AND s.expires_at > ?4",
         )
         .bind(token.token_uuid.hyphenated())
         .bind(token.sid.hyphenated())
         .bind(token.user.hyphenated())
         .bind(now_ms())
-        .fetch_one(&self.db.reader)
+        .fetch_optional(&self.db.reader)
         .await
         .map_err(fail)?;
         Ok(Check {
-            live,
+            live: rotated.is_some(),
+            rotated: rotated.unwrap_or(false),
             stamp: Stamp::Unkept,
         })
     }
@@ -141,9 +144,6 @@ impl SessionStore for Sessions {
     }
 
     async fn end(&self, tokens: &[TokenRef]) -> Result<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
         let mut tx = self.db.write().await?;
         for token in tokens {
             sqlx::query("DELETE FROM sessions WHERE sid = ?")
@@ -198,11 +198,7 @@ impl SessionStore for Sessions {
                 .map_err(fail)?
                 .rows_affected();
         tx.commit().await.map_err(fail)?;
-        Ok(if ended == 1 {
-            Ended::Ended
-        } else {
-            Ended::NoSuchSession
-        })
+        Ok(Ended::from_count(ended))
     }
 
     async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {

@@ -123,11 +123,7 @@ impl UserStore for Users {
             .execute(&self.db.writer)
             .await
             .map_err(fail)?;
-        Ok(if done.rows_affected() == 1 {
-            Changed::Done
-        } else {
-            Changed::NoSuchUser
-        })
+        Ok(Changed::from_rows(done.rows_affected()))
     }
 
     async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>> {
