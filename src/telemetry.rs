@@ -56,12 +56,14 @@ const DISPATCHER: &str = "actix_http::h1::dispatcher";
 /// whoever watches for errors. Every other line keeps its level.
 struct Relevel<F>(F);
 
-fn is_stream_error(event: &Event<'_>) -> bool {
+/// The message of an actix-http "stream error" line, or `None` for any other event.
+fn stream_error(event: &Event<'_>) -> Option<String> {
     let meta = event.metadata();
     if *meta.level() != Level::ERROR || meta.target() != DISPATCHER {
-        return false;
+        return None;
     }
-    message_of(event).starts_with("stream error")
+    let message = message_of(event);
+    message.starts_with("stream error").then_some(message)
 }
 
 fn message_of(event: &Event<'_>) -> String {
@@ -91,10 +93,9 @@ where
         writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        if !is_stream_error(event) {
+        let Some(message) = stream_error(event) else {
             return self.0.format_event(ctx, writer, event);
-        }
-        let message = message_of(event);
+        };
         let fields = REFUSED.fields();
         let Some(field) = fields.field("message") else {
             return self.0.format_event(ctx, writer, event);
