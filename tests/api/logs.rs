@@ -162,6 +162,21 @@ async fn stored_hash(dir: &TempDir) -> String {
     row.get::<String, _>(0)
 }
 
+/// The log once every request of `traffic` has a line in it, or after 5 s: a request's
+/// last line (the debug line of its answer) is written after the client has the answer, and
+/// the pipe from the child may lag behind it.
+async fn settled_log(binary: &Binary, traffic: &Traffic) -> Vec<String> {
+    for _ in 0..100 {
+        let lines = binary.log_lines();
+        let seen = |id: &String| lines.iter().any(|l| l.contains(id.as_str()));
+        if traffic.request_ids.iter().all(seen) {
+            return lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    binary.log_lines()
+}
+
 fn assert_no_secret(lines: &[String], secrets: &[String]) {
     assert!(!lines.is_empty());
     for line in lines {
@@ -186,7 +201,7 @@ async fn json_lines_carry_the_request_id_and_no_secret_even_at_trace_level() {
     let traffic = scenario(&binary, "json").await;
     let hash = stored_hash(&dir).await;
 
-    let lines = binary.log_lines();
+    let lines = settled_log(&binary, &traffic).await;
     let mut secrets = traffic.secrets.clone();
     secrets.push(hash.clone());
     // The hash's salt and output, each on its own.
@@ -235,7 +250,7 @@ async fn text_lines_carry_the_request_id_and_no_secret() {
     let traffic = scenario(&binary, "text").await;
     let hash = stored_hash(&dir).await;
 
-    let lines = binary.log_lines();
+    let lines = settled_log(&binary, &traffic).await;
     let mut secrets = traffic.secrets.clone();
     secrets.push(hash);
     assert_no_secret(&lines, &secrets);
