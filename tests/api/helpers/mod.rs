@@ -7,9 +7,10 @@
 //! `#[ignore]`d with the reason below and run with `--include-ignored` in that mode.
 //!
 //! Beside this file: `cookies.rs` and `responses.rs` read answers, `store.rs` reads and
-//! changes what the app stored; all three are in `use crate::helpers::*`. `jwt.rs` (tokens
-//! made and checked by hand) and `settings.rs` (settings from a map) serve a few test files,
-//! which import them by name.
+//! changes what the app stored, `smtp.rs` is a real SMTP server that keeps what it receives
+//! and `mail.rs` starts apps that mail it and makes the mail routes' requests; all are in
+//! `use crate::helpers::*`. `jwt.rs` (tokens made and checked by hand) and `settings.rs`
+//! (settings from a map) serve a few test files, which import them by name.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,13 +26,17 @@ use uuid::Uuid;
 mod accounts;
 mod cookies;
 pub mod jwt;
+mod mail;
 mod responses;
 pub mod settings;
+mod smtp;
 mod store;
 
 pub use accounts::*;
 pub use cookies::*;
+pub use mail::*;
 pub use responses::*;
+pub use smtp::*;
 pub use store::*;
 
 pub const PASSWORD: &str = "correct horse battery";
