@@ -1,6 +1,7 @@
 //! The log, read from the binary's own output at its most verbose: every line of a request
 //! carries the request's id, and no password, token, cookie value or hash ever appears,
-//! whatever the request put where.
+//! whatever the request put where. The mail flows name each message's kind, never its link,
+//! token or full address.
 
 use serde_json::{Value, json};
 use sqlx::{Connection, Row, SqliteConnection};
@@ -150,6 +151,119 @@ async fn scenario(binary: &Binary, tag: &str) -> Traffic {
     }
 }
 
+/// The kinds of mail `mail_scenario` causes, each of which the log must name.
+const MAIL_KINDS: [&str; 5] = [
+    "verify_email",
+    "reset_password",
+    "password_changed",
+    "confirm_email",
+    "email_changed",
+];
+
+/// The mail flows, with ids of our own: register, verify, forgot, reset, an address change
+/// and its confirmation, and dead or malformed links. Waits until the last notice arrived.
+async fn mail_scenario(binary: &Binary, smtp: &SmtpServer, tag: &str) -> Traffic {
+    let mut request_ids = Vec::new();
+    let mut post = async |path: &str, body: serde_json::Value, bearer: Option<&str>| {
+        let id = format!("{tag}-mail-{}", request_ids.len());
+        request_ids.push(id.clone());
+        let mut request = plain_client()
+            .post(binary.url(path))
+            .header("x-request-id", id)
+            .json(&body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    };
+    let email = unique_email();
+    let registered = post("/api/auth/register", registration(&email), None).await;
+    assert_eq!(registered.status(), 201);
+    let verify = smtp.wait_for(&email, "verify_email").await.token();
+    let verified = post("/api/auth/verify-email", json!({"token": verify}), None).await;
+    assert_eq!(verified.status(), 200);
+    let reused = post("/api/auth/verify-email", json!({"token": verify}), None).await;
+    assert_eq!(reused.status(), 400);
+    let cut = verify[..20].to_owned();
+    post("/api/auth/confirm-email", json!({"token": cut}), None).await;
+    let forgot = post("/api/auth/forgot-password", json!({"email": email}), None).await;
+    assert_eq!(forgot.status(), 202);
+    let reset = smtp.wait_for(&email, "reset_password").await.token();
+    let body = json!({"token": reset, "password": NEW_PASSWORD, "passwordConfirm": NEW_PASSWORD});
+    let done = post("/api/auth/reset-password", body, None).await;
+    assert_eq!(done.status(), 200);
+    let login = json!({"email": email, "password": NEW_PASSWORD});
+    let login = post("/api/auth/login", login, None).await;
+    assert_eq!(login.status(), 200);
+    let session = session_from(&login);
+    let new_email = unique_email();
+    let wrong = json!({"email": new_email, "password": WRONG_PASSWORD});
+    post("/api/users/me/email", wrong, Some(&session.access)).await;
+    let change = json!({"email": new_email, "password": NEW_PASSWORD});
+    let changed = post("/api/users/me/email", change, Some(&session.access)).await;
+    assert_eq!(changed.status(), 202);
+    let confirm = smtp.wait_for(&new_email, "confirm_email").await.token();
+    let confirmed = post("/api/auth/confirm-email", json!({"token": confirm}), None).await;
+    assert_eq!(confirmed.status(), 200);
+    smtp.wait_for(&email, "password_changed").await;
+    smtp.wait_for(&email, "email_changed").await;
+
+    let mut secrets = vec![
+        PASSWORD.to_owned(),
+        NEW_PASSWORD.to_owned(),
+        WRONG_PASSWORD.to_owned(),
+        verify,
+        reset,
+        confirm,
+        cut,
+        session.access.clone(),
+        session.refresh.clone(),
+        // Links, whatever their token, and the full addresses (the log masks them).
+        "token=".to_owned(),
+        email,
+        new_email,
+    ];
+    secrets.extend(session.access.rsplit('.').next().map(str::to_owned));
+    Traffic {
+        secrets,
+        request_ids,
+    }
+}
+
+/// The binary, its mail sent to `smtp`, with `env` besides.
+async fn start_mailing(dir: &TempDir, smtp: &SmtpServer, env: &[(&str, &str)]) -> Binary {
+    let mail = mail_settings(smtp);
+    Binary::start_with(dir, &with_mail(&mail, env)).await
+}
+
+/// Both scenarios' traffic as one.
+fn both(mut first: Traffic, second: Traffic) -> Traffic {
+    first.secrets.extend(second.secrets);
+    first.request_ids.extend(second.request_ids);
+    first
+}
+
+/// Asserts that every kind of `MAIL_KINDS` is named in the log (the sender may write its
+/// line just after the message arrived: waits up to 5 s).
+async fn assert_kinds_named(binary: &Binary) {
+    for _ in 0..100 {
+        let lines = binary.log_lines();
+        if MAIL_KINDS
+            .iter()
+            .all(|kind| lines.iter().any(|l| l.contains(kind)))
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let lines = binary.log_lines();
+    let missing: Vec<&str> = MAIL_KINDS
+        .into_iter()
+        .filter(|kind| !lines.iter().any(|l| l.contains(kind)))
+        .collect();
+    panic!("the log never names {missing:?}");
+}
+
 async fn stored_hash(dir: &TempDir) -> String {
     let url = format!("sqlite:{}", dir.file("data/rs256-auth.db"));
     let mut conn = SqliteConnection::connect(&url)
@@ -196,9 +310,13 @@ fn assert_no_secret(lines: &[String], secrets: &[String]) {
 #[tokio::test]
 async fn json_lines_carry_the_request_id_and_no_secret_even_at_trace_level() {
     let dir = TempDir::new();
-    let binary = Binary::start_with(&dir, &[("LOG_FORMAT", "json"), ("RUST_LOG", "trace")]).await;
+    let smtp = SmtpServer::start().await;
+    let env = [("LOG_FORMAT", "json"), ("RUST_LOG", "trace")];
+    let binary = start_mailing(&dir, &smtp, &env).await;
 
     let traffic = scenario(&binary, "json").await;
+    let traffic = both(traffic, mail_scenario(&binary, &smtp, "json").await);
+    assert_kinds_named(&binary).await;
     let hash = stored_hash(&dir).await;
 
     let lines = settled_log(&binary, &traffic).await;
@@ -245,9 +363,12 @@ async fn json_lines_carry_the_request_id_and_no_secret_even_at_trace_level() {
 #[tokio::test]
 async fn text_lines_carry_the_request_id_and_no_secret() {
     let dir = TempDir::new();
-    let binary = Binary::start_with(&dir, &[("RUST_LOG", "debug")]).await;
+    let smtp = SmtpServer::start().await;
+    let binary = start_mailing(&dir, &smtp, &[("RUST_LOG", "debug")]).await;
 
     let traffic = scenario(&binary, "text").await;
+    let traffic = both(traffic, mail_scenario(&binary, &smtp, "text").await);
+    assert_kinds_named(&binary).await;
     let hash = stored_hash(&dir).await;
 
     let lines = settled_log(&binary, &traffic).await;
