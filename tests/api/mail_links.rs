@@ -300,7 +300,9 @@ async fn a_mail_has_text_and_html_from_mail_from_and_links_to_app_url_whatever_t
         let link = format!("{app_url}/{page}?token={}", mail.token());
         assert_eq!(mail.links(), [link.as_str()], "{kind}: {}", mail.text);
         assert!(mail.html.contains(&link), "{kind}: {}", mail.html);
-        assert_eq!(tokens_in(&mail.html), [mail.token()], "{kind}");
+        let mut in_html = tokens_in(&mail.html);
+        in_html.dedup();
+        assert_eq!(in_html, [mail.token()], "{kind}: {}", mail.html);
         let raw = String::from_utf8_lossy(&mail.raw);
         assert!(!raw.contains("evil.example"), "{kind}: {raw}");
         assert!(!raw.contains(&app.address), "{kind}: {raw}");

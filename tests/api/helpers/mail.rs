@@ -146,9 +146,12 @@ impl TestApp {
         wait_for_metric_at(&self.url("/metrics"), name, labels, at_least, within).await;
     }
 
-    /// Waits until the outbox is empty: every queued message was sent (or dropped).
-    pub async fn wait_for_empty_outbox(&self) {
-        wait_for_empty_outbox_at(&self.url("/metrics")).await;
+    /// Waits until every message queued so far was sent (or dropped), for tests that count
+    /// what did not arrive. `mail_outbox_depth` is set at the end of each of the sender's
+    /// rounds, and a round starts at least every 2 s: a 0 read more than that after the call
+    /// comes from a round that started after it, which took everything then due.
+    pub async fn settled_outbox(&self) {
+        settled_outbox_at(&self.url("/metrics")).await;
     }
 }
 
@@ -193,7 +196,27 @@ pub async fn wait_for_metric_at(
     }
 }
 
-pub async fn wait_for_empty_outbox_at(url: &str) {
+/// Waits until the metric `name` (no labels) at the `/metrics` URL is below `below`.
+pub async fn wait_for_metric_below(url: &str, name: &str, below: f64) {
+    let deadline = Instant::now() + super::MAIL_WAIT;
+    loop {
+        let text = metrics_text(url).await;
+        let value = metric(&text, name, &[]);
+        if value.is_some_and(|v| v < below) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} = {value:?}, not below {below}:\n{}",
+            mail_lines(&text)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `TestApp::settled_outbox` at any instance's `/metrics`.
+pub async fn settled_outbox_at(url: &str) {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let deadline = Instant::now() + super::MAIL_WAIT;
     loop {
         let text = metrics_text(url).await;
