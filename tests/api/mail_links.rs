@@ -208,6 +208,29 @@ async fn an_unknown_or_wrong_purpose_token_is_link_invalid() {
     assert_eq!(app.login(&email, PASSWORD).await.status(), 200, "unchanged");
 }
 
+#[tokio::test]
+async fn an_expired_link_is_link_invalid() {
+    let (app, smtp) = spawn_mail_app(&[
+        ("EMAIL_TOKEN_TTL_VERIFY", "1s"),
+        ("EMAIL_TOKEN_TTL_RESET", "1s"),
+    ])
+    .await;
+    let (email, verify_token) = app.register_for_link(&smtp).await;
+    let reset_token = app.reset_link(&smtp, &email).await;
+
+    // Both were issued before their mail arrived: a second and a half later both have ended.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    assert_error(app.verify_email(&verify_token).await, 400, "link_invalid").await;
+    assert_error(
+        app.reset_password(&reset_token, NEW_PASSWORD).await,
+        400,
+        "link_invalid",
+    )
+    .await;
+    assert_eq!(app.login(&email, PASSWORD).await.status(), 200, "unchanged");
+}
+
 /// A link whose mail a scanner rewrote or a client cut still finds no user.
 #[tokio::test]
 async fn a_token_that_is_almost_right_is_link_invalid() {
