@@ -231,6 +231,62 @@ async fn an_expired_link_is_link_invalid() {
     assert_eq!(app.login(&email, PASSWORD).await.status(), 200, "unchanged");
 }
 
+/// The mail routes change state: another site's page cannot post to them, and a refused
+/// post spends nothing.
+#[tokio::test]
+async fn a_mail_route_from_another_site_is_refused_and_spends_nothing() {
+    let (app, smtp) = spawn_mail_app(&[]).await;
+    let (email, verify_token) = app.register_for_link(&smtp).await;
+    let reset_token = app.reset_link(&smtp, &email).await;
+    let (_, session) = app.logged_in_user().await;
+    let reset =
+        json!({"token": reset_token, "password": NEW_PASSWORD, "passwordConfirm": NEW_PASSWORD});
+    let routes = [
+        ("/api/auth/verify-email", json!({"token": verify_token})),
+        ("/api/auth/verify-email/resend", json!({"email": email})),
+        ("/api/auth/forgot-password", json!({"email": email})),
+        ("/api/auth/reset-password", reset),
+        (
+            "/api/users/me/email",
+            json!({"email": unique_email(), "password": PASSWORD}),
+        ),
+        ("/api/auth/confirm-email", json!({"token": unknown_token()})),
+    ];
+
+    for (path, body) in &routes {
+        for (name, value) in [
+            ("origin", "https://evil.example"),
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site"),
+        ] {
+            let response = plain_client()
+                .post(app.url(path))
+                .header(name, value)
+                .bearer_auth(&session.access)
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(response, 403, "origin_forbidden").await;
+        }
+    }
+
+    let same_site = plain_client()
+        .post(app.url("/api/auth/verify-email"))
+        .header("origin", SPA_ORIGIN)
+        .json(&json!({"token": verify_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user_of(same_site).await["verified"], true);
+    assert_eq!(
+        app.reset_password(&reset_token, NEW_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
+
 /// A link whose mail a scanner rewrote or a client cut still finds no user.
 #[tokio::test]
 async fn a_token_that_is_almost_right_is_link_invalid() {

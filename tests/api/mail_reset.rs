@@ -209,3 +209,36 @@ async fn a_reset_at_one_instance_ends_the_sessions_used_at_another() {
     let login = post_at(&other, "/api/auth/login", &credentials(&email)).await;
     assert_error(login, 401, "invalid_credentials").await;
 }
+
+#[tokio::test]
+async fn deleting_the_account_sends_a_notice_and_ends_its_links() {
+    let (app, smtp) = spawn_mail_app(&[]).await;
+    let (email, session) = app.logged_in_user().await;
+    let token = app.reset_link(&smtp, &email).await;
+
+    let deleted = plain_client()
+        .delete(app.url("/api/users/me"))
+        .bearer_auth(&session.access)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(deleted.status(), 200);
+    let notice = smtp.wait_for(&email, "account_deleted").await;
+    assert!(notice.tokens().is_empty(), "{}", notice.text);
+    assert_error(
+        app.reset_password(&token, NEW_PASSWORD).await,
+        400,
+        "link_invalid",
+    )
+    .await;
+    // The address can register again, and the old link does not come back to life.
+    assert_eq!(app.register(&registration(&email)).await.status(), 201);
+    assert_error(
+        app.reset_password(&token, NEW_PASSWORD).await,
+        400,
+        "link_invalid",
+    )
+    .await;
+}
