@@ -295,7 +295,7 @@ function openLinkPage(view) {
   show(view);
   if (!linkToken) {
     $(view).querySelector('.actions, form').hidden = true;
-    showErrorText('This link is incomplete: open the whole link from the mail, or copy all of it into the address bar.');
+    showErrorText('This link is incomplete: open the whole link from the mail, or copy all of it.');
   }
 }
 
@@ -462,13 +462,19 @@ $('reset-form').addEventListener('submit', (event) => {
   action(() => resetPassword(form));
 });
 
-for (const link of document.querySelectorAll('.to-sign-in')) {
+// "Back to sign in" / "Back to the app", from the forgot-password view and the link pages.
+for (const link of document.querySelectorAll('.to-app')) {
   link.addEventListener('click', (event) => {
     event.preventDefault();
     leaveLinkPage();
     clearMessages();
-    show('view-login');
-    $('login-email').focus();
+    if (hasSessionCookie()) {
+      show('view-profile');
+      action(loadProfile);
+    } else {
+      show('view-login');
+      $('login-email').focus();
+    }
   });
 }
 
