@@ -100,6 +100,26 @@ pub struct Settings {
     /// `METRICS_PORT`: serve `/metrics` there (on `host`) instead of on `port`.
     pub metrics_port: Option<u16>,
     pub log_format: LogFormat,
+    pub mail: MailSettings,
+}
+
+/// Mail (docs/api.md, Email).
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    /// `SMTP_URL`; `None`: `.eml` files in `dir`.
+    pub smtp_url: Option<String>,
+    /// `MAIL_FROM`.
+    pub from: String,
+    /// `MAIL_DIR`.
+    pub dir: std::path::PathBuf,
+    /// `APP_URL`, with no trailing `/`: every link starts with it.
+    pub app_url: String,
+    /// `REQUIRE_VERIFIED_EMAIL`.
+    pub require_verified: bool,
+    /// `EMAIL_TOKEN_TTL_RESET`.
+    pub reset_ttl: Duration,
+    /// `EMAIL_TOKEN_TTL_VERIFY`: verify and confirm links.
+    pub verify_ttl: Duration,
 }
 
 /// `LOG_FORMAT`: lines for people (the default), or JSON lines for a log pipeline.
@@ -181,6 +201,7 @@ impl Settings {
             hash_concurrency: env.number("HASH_CONCURRENCY", default_hash_concurrency())?,
             metrics_port,
             log_format: env.log_format()?,
+            mail: env.mail()?,
         })
     }
 }
@@ -244,6 +265,36 @@ impl Env<'_> {
             Some("json") => Ok(LogFormat::Json),
             Some(v) => Err(bad("LOG_FORMAT", format!("`{v}` is not text or json"))),
         }
+    }
+
+    fn mail(&self) -> Result<MailSettings, ConfigError> {
+        let smtp_url = self.get("SMTP_URL");
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            // Never the value itself: it may carry a password.
+            return Err(bad("SMTP_URL", "must start with smtp:// or smtps://"));
+        }
+        let origins = self.origins()?;
+        let app_url = match self.get("APP_URL") {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => origins.first().cloned().unwrap_or_default(),
+        };
+        if !is_base_url(&app_url) {
+            return Err(bad(
+                "APP_URL",
+                format!("`{app_url}` is not an http(s) URL such as https://app.example.com"),
+            ));
+        }
+        Ok(MailSettings {
+            smtp_url,
+            from: self.or("MAIL_FROM", "rs256-auth <no-reply@localhost>"),
+            dir: self.or("MAIL_DIR", "data/mail").into(),
+            app_url,
+            require_verified: self.boolean("REQUIRE_VERIFIED_EMAIL", false)?,
+            reset_ttl: self.duration("EMAIL_TOKEN_TTL_RESET", "30m")?,
+            verify_ttl: self.duration("EMAIL_TOKEN_TTL_VERIFY", "24h")?,
+        })
     }
 
     /// A set, non-blank value; blank counts as unset so `VAR=` in app.env means "default".
@@ -490,6 +541,20 @@ fn is_origin(raw: &str) -> bool {
         && uri
             .path_and_query()
             .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
+}
+
+/// An origin, or an origin and a path: where the SPA's pages are. No query or fragment, since
+/// links append `/page?token=...`.
+fn is_base_url(raw: &str) -> bool {
+    let Ok(uri) = raw.parse::<actix_web::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri
+            .authority()
+            .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+        && uri.query().is_none()
+        && !raw.contains('#')
 }
 
 /// Longer lifetimes or windows are surely typos, and would overflow timestamps far enough out.

@@ -59,6 +59,11 @@ pub enum ErrorCode {
     OriginForbidden,
     /// 403: the logged-in user's role does not allow the request (an admin route).
     Forbidden,
+    /// 400: a mailed link's token that is unknown, used, expired or superseded.
+    LinkInvalid,
+    /// 403: login with the right password to an unverified address, when verification is
+    /// required.
+    EmailNotVerified,
     /// 503: a store cannot be reached in time; retry later.
     ServiceUnavailable,
     /// 404: an unknown path.
@@ -87,6 +92,8 @@ impl ErrorCode {
             ErrorCode::RefreshReused => "refresh_reused",
             ErrorCode::OriginForbidden => "origin_forbidden",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::LinkInvalid => "link_invalid",
+            ErrorCode::EmailNotVerified => "email_not_verified",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -124,6 +131,10 @@ pub enum AppError {
     /// A logged-in user whose role does not allow the request.
     #[error("you are not allowed to do this")]
     Forbidden,
+    #[error("this link is invalid or has expired")]
+    LinkInvalid,
+    #[error("confirm your email address first: use the link we sent you, or ask for a new one")]
+    EmailNotVerified,
     /// `cause` names what was unavailable (a store, or `argon2`), for the metrics.
     #[error("the service is temporarily unavailable")]
     ServiceUnavailable { cause: &'static str },
@@ -160,6 +171,8 @@ impl AppError {
             AppError::RefreshReused => ErrorCode::RefreshReused,
             AppError::OriginForbidden => ErrorCode::OriginForbidden,
             AppError::Forbidden => ErrorCode::Forbidden,
+            AppError::LinkInvalid => ErrorCode::LinkInvalid,
+            AppError::EmailNotVerified => ErrorCode::EmailNotVerified,
             AppError::ServiceUnavailable { .. } => ErrorCode::ServiceUnavailable,
             AppError::NotFound | AppError::NoSuchSession => ErrorCode::NotFound,
             AppError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
@@ -177,6 +190,14 @@ impl AppError {
                 | AppError::SessionRevoked
                 | AppError::RefreshReused
         )
+    }
+
+    /// 429 with the whole seconds left in the window, at least 1.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_millis().div_ceil(1000).max(1);
+        AppError::RateLimited {
+            retry_after_secs: u64::try_from(secs).unwrap_or(u64::MAX),
+        }
     }
 
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
@@ -234,7 +255,7 @@ struct Envelope<'a> {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::ValidationFailed(_) => StatusCode::BAD_REQUEST,
+            AppError::ValidationFailed(_) | AppError::LinkInvalid => StatusCode::BAD_REQUEST,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::EmailTaken => StatusCode::CONFLICT,
@@ -245,7 +266,9 @@ impl ResponseError for AppError {
             | AppError::SessionRevoked
             | AppError::RefreshReused => StatusCode::UNAUTHORIZED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::OriginForbidden | AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::OriginForbidden | AppError::Forbidden | AppError::EmailNotVerified => {
+                StatusCode::FORBIDDEN
+            }
             AppError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound | AppError::NoSuchSession => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,

@@ -32,6 +32,8 @@ pub struct Metrics {
     /// `store_errors_total{store, kind}`: requests that failed on a store; `kind` is
     /// `unavailable` (503) or `failed` (500).
     pub store_errors: IntCounterVec,
+    pub mail_sent: IntCounterVec,
+    pub outbox_depth: IntGauge,
 }
 
 impl Metrics {
@@ -71,6 +73,12 @@ impl Metrics {
             "Requests that failed on a store, by store and kind (unavailable: 503, failed: 500).",
             &["store", "kind"],
         )?;
+        let mail_sent = counter(
+            "mail_sent_total",
+            "Mail by kind and outcome (sent; failed: to be tried again; dropped: given up; \
+             limited: not sent, over the per-address limit).",
+            &["kind", "outcome"],
+        )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -93,6 +101,11 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(hash_wait.clone()))?;
+        let outbox_depth = IntGauge::new(
+            "mail_outbox_depth",
+            "Messages waiting in the outbox (all instances), as this instance last counted them.",
+        )?;
+        registry.register(Box::new(outbox_depth.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -107,6 +120,8 @@ impl Metrics {
             hash_queue,
             hash_wait,
             store_errors,
+            mail_sent,
+            outbox_depth,
         })
     }
 

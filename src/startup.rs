@@ -55,8 +55,9 @@ impl Application {
             tokens,
             passwords,
             settings.refresh_reuse_grace,
-            metrics.refreshes.clone(),
-        );
+            &metrics,
+            &settings.mail,
+        )?;
         let state = web::Data::new(AppState {
             cursors: CursorSeal::new(auth.cursor_key()),
             auth,

@@ -13,10 +13,14 @@ use crate::http::credentials::{bearer_token, cookie};
 use crate::http::schema::{self, Ambiguous, BodyRefused, CrossSite, ServerErrors};
 use crate::http::state::AppState;
 use crate::http::{no_store, success};
-use crate::service::accounts::Registration;
+use crate::service::accounts::{Registered, Registration};
 use crate::service::sessions::SessionTokens;
 
 const DEFAULT_PHOTO: &str = "default.png";
+
+/// Register's answer when verification is required, for a new and a taken address alike.
+pub const REGISTER_PENDING: &str =
+    "Check your inbox: the next step is in the mail we sent to this address.";
 
 #[derive(Validate)]
 struct RegisterForm {
@@ -139,17 +143,23 @@ pub(crate) fn add_rule_errors(
     path = "/api/auth/register",
     tag = "auth",
     summary = "Register",
-    description = "Creates a user. Does not log in and sets no cookie.",
+    description = "Creates a user and mails a verification link. Does not log in and sets no \
+        cookie.",
     request_body = schema::RegisterRequest,
     responses(
-        (status = 201, description = "The new user.", body = schema::UserAnswer),
+        (status = 201, description = "The new user, `verified` false; a verification link \
+            is mailed to the address.", body = schema::UserAnswer),
+        (status = 202, description = "Only with `REQUIRE_VERIFIED_EMAIL=true`, for a new and a \
+            taken address alike: a new address gets a verification link, the owner of a taken \
+            one a notice with a reset link. No user in the answer.", body = schema::Accepted),
         (status = 400, description = "`validation_failed`: a body that is not one JSON object \
             or repeats a key (`errors[0].field` is `body`), fields that are missing, of the \
             wrong type or break a rule (one `errors` entry per field), or an ambiguous request.",
             body = schema::Error),
         CrossSite,
         (status = 409, description = "`email_taken`: an account with this email already exists, \
-            in any letter case.", body = schema::Error),
+            in any letter case (never with `REQUIRE_VERIFIED_EMAIL=true`).",
+            body = schema::Error),
         BodyRefused,
         ServerErrors,
     )
@@ -160,8 +170,14 @@ pub async fn register(
 ) -> Result<HttpResponse> {
     let JsonObject(body) = body.into_inner();
     let input = parse_registration(&body)?;
-    let user = state.auth.accounts.register(input).await?;
-    Ok(HttpResponse::Created().json(success(json!({"data": {"user": user.view()}}))))
+    Ok(match state.auth.accounts.register(input).await? {
+        Registered::Created(user) => {
+            HttpResponse::Created().json(success(json!({"data": {"user": user.view()}})))
+        }
+        Registered::Pending => {
+            HttpResponse::Accepted().json(success(json!({"message": REGISTER_PENDING})))
+        }
+    })
 }
 
 #[utoipa::path(

@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod cookies;
 pub mod credentials;
+pub mod email;
 pub mod guard;
 pub mod health;
 pub mod jwks;
@@ -19,7 +20,7 @@ pub mod state;
 pub mod users;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{HttpResponse, Route, web};
 use serde_json::{Value, json};
 
@@ -62,6 +63,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(auth::logout))
             .default_service(not_allowed("GET, POST")),
     )
+    .service(mail_route("/api/auth/verify-email", email::verify))
+    .service(mail_route("/api/auth/verify-email/resend", email::resend))
+    .service(mail_route("/api/auth/forgot-password", email::forgot))
+    .service(mail_route("/api/auth/reset-password", email::reset))
+    .service(mail_route("/api/auth/confirm-email", email::confirm))
+    .service(mail_route("/api/users/me/email", email::change_address))
     .service(
         web::resource("/api/users/me")
             .route(web::get().to(users::me))
@@ -110,6 +117,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET")),
     )
     .configure(openapi::docs);
+}
+
+/// A POST-only route of `email`: behind the origin check of login, and never cached, its
+/// errors included.
+fn mail_route<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .wrap(from_fn(origin::same_site_only))
+        .wrap(DefaultHeaders::new().add((CACHE_CONTROL, "no-store")))
+        .route(web::post().to(handler))
+        .default_service(not_allowed("POST"))
 }
 
 /// `/metrics`, on the main port or on `METRICS_PORT`'s.

@@ -40,7 +40,7 @@ more than one `access_token` or `refresh_token` cookie, is refused with 400 \
 answers 405 `method_not_allowed` with an `Allow` header (`HEAD` included); an unknown path \
 answers 404 `not_found`.
 
-**Cross-site requests.** Register, login, refresh and logout refuse with 403 \
+**Cross-site requests.** Every route that changes something refuses with 403 \
 `origin_forbidden` a request whose `Origin` is neither one of `CLIENT_ORIGIN` nor the \
 service's own origin, or that has no `Origin` but `Sec-Fetch-Site: cross-site`. CORS allows \
 the origins of `CLIENT_ORIGIN`, with credentials; the CORS layer answers their preflights \
@@ -59,6 +59,12 @@ the origins of `CLIENT_ORIGIN`, with credentials; the CORS layer answers their p
         crate::http::users::me,
         crate::http::users::update_me,
         crate::http::admin::users,
+        crate::http::email::verify,
+        crate::http::email::resend,
+        crate::http::email::forgot,
+        crate::http::email::reset,
+        crate::http::email::change_address,
+        crate::http::email::confirm,
         crate::http::account::sessions,
         crate::http::account::end_session,
         crate::http::account::end_other_sessions,
@@ -78,6 +84,8 @@ the origins of `CLIENT_ORIGIN`, with credentials; the CORS layer answers their p
     tags(
         (name = "auth", description = "Register, log in, refresh and log out."),
         (name = "users", description = "The logged-in user."),
+        (name = "email", description = "Mailed links: verify an address, reset a forgotten \
+            password, change the address. No route takes a token in a GET."),
         (name = "admin", description = "For users whose role is `admin`."),
         (name = "keys", description = "The public keys that verify access tokens."),
         (name = "operations", description = "Liveness, readiness and metrics."),

@@ -29,6 +29,13 @@ const CROSS_SITE: &str = "`origin_forbidden`: sent by a browser on behalf of ano
 const TOO_LARGE: &str = "`payload_too_large`: a body over 64 KiB, chunked or not.";
 const NOT_JSON: &str = "`unsupported_media_type`: no `Content-Type: application/json`.";
 const LOGIN_LIMITS: &str = "`rate_limited`: the login limits of this email or IP.";
+const IP_LIMIT: &str = "`rate_limited`: the client IP's failed-login limit \
+(`LOGIN_ATTEMPTS_IP_LIMIT` within `LOGIN_ATTEMPTS_WINDOW`), which every request for a mail and \
+every refused link counts against.";
+const LINK_REFUSED: &str = "`link_invalid`: the token is unknown, used, expired, superseded by a \
+newer link, or its account changed since (the password, or the address); or \
+`validation_failed`: the body is not one JSON object, `token` is missing, not a string, or \
+not 1 to 100 characters, or an ambiguous request.";
 /// The 500 of every route that can fail inside; also for a route whose 503 says more.
 pub const INTERNAL: &str = "`internal_error`: a defect; the cause is logged on the server \
 with the request id.";
@@ -79,6 +86,21 @@ pub enum LoginLimits {
     #[response(status = 429, description = LOGIN_LIMITS,
         headers(("Retry-After" = u64, description = "Whole seconds left in the window.")))]
     RateLimited(Error),
+}
+
+/// 429 of the mail routes: the client IP's failed-login counter.
+#[derive(IntoResponses)]
+pub enum IpLimit {
+    #[response(status = 429, description = IP_LIMIT,
+        headers(("Retry-After" = u64, description = "Whole seconds left in the window.")))]
+    RateLimited(Error),
+}
+
+/// 400 of the routes that take a link's token.
+#[derive(IntoResponses)]
+pub enum LinkRefused {
+    #[response(status = 400, description = LINK_REFUSED)]
+    LinkRefused(Error),
 }
 
 /// 500 and 503 of the routes that use a store.
@@ -304,6 +326,62 @@ pub struct PasswordChangeRequest {
     /// Equal to `newPassword`.
     #[schema(format = "password")]
     new_password_confirm: String,
+}
+
+/// The body of the routes that spend a link: the `token` of the link's `?token=`.
+#[derive(ToSchema)]
+#[schema(example = json!({"token": "m1Jx0C4b2oqjN7s3T5dA9fKQe8ZyWcLhVuRpGtBiEkA"}))]
+pub struct TokenRequest {
+    /// 43 characters of base64url in every link the service sends.
+    #[schema(min_length = 1, max_length = 100)]
+    token: String,
+}
+
+/// The body of the routes that mail a link to an address.
+#[derive(ToSchema)]
+#[schema(example = json!({"email": "ada@example.com"}))]
+pub struct EmailRequest {
+    /// Trimmed and lowercased; a valid address of at most 254 characters.
+    #[schema(format = "email", max_length = 254)]
+    email: String,
+}
+
+/// The body of reset-password.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"token": "m1Jx0C4b2oqjN7s3T5dA9fKQe8ZyWcLhVuRpGtBiEkA", "password": "a new passphrase", "passwordConfirm": "a new passphrase"}))]
+pub struct ResetRequest {
+    #[schema(min_length = 1, max_length = 100)]
+    token: String,
+    /// 8 to 128 characters; never trimmed.
+    #[schema(format = "password", min_length = 8, max_length = 128)]
+    password: String,
+    /// Equal to `password`.
+    #[schema(format = "password", min_length = 8, max_length = 128)]
+    password_confirm: String,
+}
+
+/// The body of an address change.
+#[derive(ToSchema)]
+#[schema(example = json!({"email": "ada@new.example.com", "password": "correct horse"}))]
+pub struct AddressChangeRequest {
+    /// The new address: trimmed and lowercased; valid, at most 254 characters, and not the
+    /// current one.
+    #[schema(format = "email", max_length = 254)]
+    email: String,
+    /// The current password.
+    #[schema(format = "password")]
+    password: String,
+}
+
+/// A request taken: what it leads to is mailed, or not, as the message says.
+#[derive(ToSchema)]
+pub struct Accepted {
+    #[schema(inline)]
+    status: SuccessStatus,
+    /// For people; the same for every address.
+    #[schema(example = "If the address has an account, a reset link is on its way.")]
+    message: String,
 }
 
 #[derive(ToSchema)]

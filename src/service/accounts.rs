@@ -1,4 +1,5 @@
-//! Accounts: register, change the profile or the password, delete the account.
+//! Accounts: register, change the profile or the password, delete the account. Each tells
+//! the user by mail (`service::mail`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::{Email, NewUser, User};
 use crate::error::{AppError, Result};
 use crate::service::core::{Core, gone_user};
+use crate::service::mail::{Job, Kind};
 use crate::store::sessions::SessionStore;
 use crate::store::users::{Changed, Inserted, UserStore};
 
@@ -33,6 +35,13 @@ pub struct PasswordChange {
     pub keep: Uuid,
 }
 
+/// What register answers.
+pub enum Registered {
+    Created(User),
+    /// `REQUIRE_VERIFIED_EMAIL`: the same for a new and a taken address.
+    Pending,
+}
+
 pub struct AccountFlows {
     core: Arc<Core>,
 }
@@ -42,16 +51,31 @@ impl AccountFlows {
         AccountFlows { core }
     }
 
-    pub async fn register(&self, input: Registration) -> Result<User> {
-        let password_hash = self.core.passwords.hash(input.password).await?;
+    /// Creates the user and sends them a verification link. With `REQUIRE_VERIFIED_EMAIL`,
+    /// a taken address is no error: its owner is told, and the caller answers as for a new
+    /// one (`Registered::Pending`), so register tells no one who has an account.
+    pub async fn register(&self, input: Registration) -> Result<Registered> {
+        let core = &self.core;
+        let password_hash = core.passwords.hash(input.password).await?;
         let new = NewUser {
             name: input.name,
             email: input.email,
             password_hash,
             photo: input.photo,
         };
-        match self.core.stores.users.insert(&new).await? {
-            Inserted::Created(user) => Ok(user.without_hash()),
+        match core.stores.users.insert(&new).await? {
+            Inserted::Created(user) => {
+                core.mail.submit(Job::Welcome { user: user.id });
+                Ok(if core.mail.require_verified {
+                    Registered::Pending
+                } else {
+                    Registered::Created(user.without_hash())
+                })
+            }
+            Inserted::EmailTaken if core.mail.require_verified => {
+                core.mail.submit(Job::SignupAttempt { email: new.email });
+                Ok(Registered::Pending)
+            }
             Inserted::EmailTaken => Err(AppError::EmailTaken),
         }
     }
@@ -93,6 +117,10 @@ impl AccountFlows {
             .sessions
             .end_all(user.id, Some(change.keep))
             .await?;
+        core.mail.submit(Job::Notice {
+            kind: Kind::PasswordChanged,
+            to: user.email.clone(),
+        });
         Ok(())
     }
 
@@ -108,6 +136,10 @@ impl AccountFlows {
         }
         core.user_changed(user.id).await?;
         core.stores.sessions.end_all(user.id, None).await?;
+        core.mail.submit(Job::Notice {
+            kind: Kind::AccountDeleted,
+            to: user.email.clone(),
+        });
         Ok(())
     }
 }

@@ -76,15 +76,52 @@ impl LoginAttempts {
     pub async fn succeeded(&self, email: &Email, ip: Option<IpAddr>) -> Result<()> {
         let ip_key = ip.map(ip_key);
         let counters = &self.stores.counters;
-        Ok(counters.clear(&email_key(email), ip_key.as_deref()).await?)
+        Ok(counters
+            .clear(Some(&email_key(email)), ip_key.as_deref())
+            .await?)
+    }
+
+    /// Counts a request that costs an attacker nothing to repeat (a link's token, a mail
+    /// asked for) against the client IP's failed-login counter: the same limit as logins.
+    pub async fn begin_ip(&self, ip: Option<IpAddr>) -> Result<Verdict> {
+        let Some(ip) = ip else {
+            return Ok(Verdict::Allowed);
+        };
+        let by_ip = self
+            .stores
+            .counters
+            .count(&ip_key(ip), self.limits.window)
+            .await?;
+        Ok(if is_over(&by_ip, self.limits.per_ip) {
+            limited(&by_ip)
+        } else {
+            Verdict::Allowed
+        })
+    }
+
+    /// Takes back what `begin_ip` counted: the request turned out genuine.
+    pub async fn forgive_ip(&self, ip: Option<IpAddr>) -> Result<()> {
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        Ok(self.stores.counters.clear(None, Some(&ip_key(ip))).await?)
+    }
+
+    /// Counts one more mail to `address` in a window of `window`: how many so far.
+    pub async fn count_mail(&self, address: &str, window: Duration) -> Result<u64> {
+        let key = format!("mail:address:{}", sha256_hex(address.as_bytes()));
+        Ok(self.stores.counters.count(&key, window).await?.attempts)
     }
 }
 
 /// The email is hashed: the counters need no address in clear.
 fn email_key(email: &Email) -> String {
-    let digest = digest::digest(&digest::SHA256, email.as_str().as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("login:email:{hex}")
+    format!("login:email:{}", sha256_hex(email.as_str().as_bytes()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = digest::digest(&digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn ip_key(ip: IpAddr) -> String {

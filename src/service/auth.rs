@@ -1,16 +1,18 @@
 //! The service's flows, built once over one set of stores: sessions (log in, refresh, log
-//! out, authenticate), accounts (register, profile, password, deletion) and admin (the list of
-//! users, roles). Each flow is its own type, in its own module.
+//! out, authenticate), accounts (register, profile, password, deletion), email (verify,
+//! reset, address change) and admin (the list of users, roles). Each flow is its own type, in its own module.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::IntCounterVec;
-
+use crate::config::MailSettings;
+use crate::metrics::Metrics;
 use crate::service::accounts::AccountFlows;
 use crate::service::admin::AdminFlows;
 use crate::service::attempts::{Limits, LoginAttempts};
 use crate::service::core::Core;
+use crate::service::email::EmailFlows;
+use crate::service::mail::{MailParts, Mailer};
 use crate::service::password::Passwords;
 use crate::service::sessions::SessionFlows;
 use crate::service::tokens::Tokens;
@@ -27,35 +29,50 @@ pub struct StoreCheck {
 pub struct AuthService {
     pub sessions: SessionFlows,
     pub accounts: AccountFlows,
+    pub email: EmailFlows,
     pub admin: AdminFlows,
     core: Arc<Core>,
 }
 
 impl AuthService {
+    /// Starts the mail worker and sender too (`service::mail`), so it needs a runtime.
     pub fn new(
         stores: Stores,
         limits: Limits,
         tokens: Tokens,
         passwords: Passwords,
         grace: Duration,
-        refreshes: IntCounterVec,
-    ) -> Self {
+        metrics: &Metrics,
+        mail: &MailSettings,
+    ) -> Result<Self, String> {
         let stores = Arc::new(stores);
         let attempts = LoginAttempts::new(stores.clone(), limits);
+        let mailer = Mailer::start(
+            mail,
+            MailParts {
+                stores: stores.clone(),
+                attempts: LoginAttempts::new(stores.clone(), limits),
+                seal_secret: tokens.derive_secret("rs256-auth outbox seal v1"),
+                sent: metrics.mail_sent.clone(),
+                depth: metrics.outbox_depth.clone(),
+            },
+        )?;
         let core = Arc::new(Core::new(
             stores.clone(),
             attempts,
             tokens,
             passwords,
             grace,
-            refreshes,
+            metrics.refreshes.clone(),
+            mailer,
         ));
-        AuthService {
+        Ok(AuthService {
             sessions: SessionFlows::new(core.clone()),
             accounts: AccountFlows::new(core.clone()),
+            email: EmailFlows::new(core.clone()),
             admin: AdminFlows::new(stores),
             core,
-        }
+        })
     }
 
     /// The access keys as a JWK Set.

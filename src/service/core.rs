@@ -13,6 +13,7 @@ use crate::domain::{Email, PASSWORD_MAX_CHARS, User};
 use crate::error::{AppError, Result};
 use crate::service::attempts::{LoginAttempts, Verdict};
 use crate::service::cache::{Users as UserCopies, VerifiedTokens};
+use crate::service::mail::Mailer;
 use crate::service::password::Passwords;
 use crate::service::tokens::{Claims, Tokens, entry_expiry, has_expired};
 use crate::store::Stores;
@@ -42,6 +43,7 @@ pub(super) struct Core {
     pub user_copies: UserCopies,
     /// `auth_refreshes_total{outcome}`.
     pub refreshes: IntCounterVec,
+    pub mail: Mailer,
 }
 
 impl Core {
@@ -52,6 +54,7 @@ impl Core {
         passwords: Passwords,
         grace: Duration,
         refreshes: IntCounterVec,
+        mail: Mailer,
     ) -> Self {
         Core {
             stores,
@@ -62,6 +65,7 @@ impl Core {
             verified: VerifiedTokens::new(CACHE_ENTRIES),
             user_copies: UserCopies::new(CACHE_ENTRIES, COPY_MAX_AGE),
             refreshes,
+            mail,
         }
     }
 
@@ -76,10 +80,7 @@ impl Core {
         ip: Option<IpAddr>,
     ) -> Result<User> {
         if let Verdict::Limited { retry_after } = self.attempts.begin(email, ip).await? {
-            let retry_after_secs = retry_after.as_millis().div_ceil(1000).max(1);
-            return Err(AppError::RateLimited {
-                retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(u64::MAX),
-            });
+            return Err(AppError::rate_limited(retry_after));
         }
         // Longer ones can never match: refused unhashed.
         if password.chars().count() > PASSWORD_MAX_CHARS {

@@ -48,6 +48,10 @@ impl SessionFlows {
     ) -> Result<SessionTokens> {
         let core = &self.core;
         let checked = core.check_password(email, password, ip).await?;
+        // After the password: without it, the answer tells nothing of the account.
+        if core.mail.require_verified && !checked.verified {
+            return Err(AppError::EmailNotVerified);
+        }
         let sid = Uuid::new_v4();
         // The session is written only for the user as checked: the stamp is read first, then
         // the user again, and the write holds only while neither moved. A password change or

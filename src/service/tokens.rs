@@ -290,8 +290,15 @@ impl Tokens {
     /// under its PKCS#1 DER): every instance with the same settings derives the same key, and
     /// no one without the private key can. A new signing key derives new keys.
     pub fn derive_key(&self, purpose: &str) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, &self.derive_secret(purpose))
+    }
+
+    /// The bytes of `derive_key`'s key, for a cipher.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
         let derived = hmac::sign(&self.refresh.secret, purpose.as_bytes());
-        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&derived.as_ref()[..32]);
+        secret
     }
 
     /// How long tokens of this kind live.

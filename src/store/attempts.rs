@@ -22,6 +22,6 @@ pub trait CounterStore {
     /// One more attempt on `key`; a counter whose window has ended starts a new one.
     async fn count(&self, key: &str, window: Duration) -> Result<Count>;
 
-    /// Clears the email's counter and takes one attempt back from the IP's.
-    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()>;
+    /// Clears the email's counter and takes one attempt back from the IP's (each if given).
+    async fn clear(&self, email_key: Option<&str>, ip_key: Option<&str>) -> Result<()>;
 }

@@ -1,16 +1,17 @@
-//! The only code that talks to a store. Two backends sit behind the same three stores:
-//! production (users in Postgres, sessions and login counters in Redis) and embedded (all
-//! three in one SQLite file).
+//! The only code that talks to a store. Two backends sit behind the same four stores:
+//! production (users, links and the outbox in Postgres, sessions and login counters in
+//! Redis) and embedded (all in one SQLite file).
 //!
 //! Each concern is a trait declared beside its value types (`users::UserStore`,
-//! `sessions::SessionStore`, `attempts::CounterStore`), with the same signatures in every
-//! backend. The enums below forward each method to their backend (enum_dispatch), so a new
+//! `sessions::SessionStore`, `attempts::CounterStore`, `mail::MailStore`), with the same
+//! signatures in every backend. The enums below forward each method to their backend (enum_dispatch), so a new
 //! method is one signature in its trait and one body per backend, and a new backend is a
 //! module with one `impl` per trait and one variant per enum. Stores fail with `StoreError`;
 //! the service turns that into an HTTP answer.
 
 pub mod attempts;
 pub mod error;
+pub mod mail;
 pub mod postgres;
 pub mod redis;
 pub mod rotation;
@@ -27,6 +28,7 @@ use crate::config::{Database, Settings};
 // Every type in the traits' signatures: enum_dispatch writes the forwarding methods here.
 use crate::domain::{Email, NewUser, Role, User};
 use crate::store::attempts::{Count, CounterStore};
+use crate::store::mail::{Issued, MailStore, NewLink, Outgoing, Purpose, Queued, Spent};
 use crate::store::rotation::{Rotate, Rotation};
 use crate::store::sessions::{
     Check, Created, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,
@@ -56,9 +58,17 @@ pub enum Counters {
     Sqlite(sqlite::attempts::Counters),
 }
 
-/// The three stores, on the backends the settings name. Open them once and share them.
+/// The links and the outbox, in the user database.
+#[enum_dispatch(MailStore)]
+pub enum Mail {
+    Postgres(postgres::mail::Mail),
+    Sqlite(sqlite::mail::Mail),
+}
+
+/// The stores, on the backends the settings name. Open them once and share them.
 pub struct Stores {
     pub users: Users,
+    pub mail: Mail,
     pub sessions: Sessions,
     pub counters: Counters,
 }
@@ -67,11 +77,16 @@ impl Stores {
     /// Connects (lazily where it can), creates what is missing and applies migrations.
     /// A store that cannot even be configured stops the start with one line.
     pub async fn open(settings: &Settings) -> Result<Self, String> {
-        let (users, embedded) = match &settings.database {
-            Database::Postgres(url) => (Users::Postgres(postgres::Users::open(url).await?), None),
+        let (users, mail, embedded) = match &settings.database {
+            Database::Postgres(url) => {
+                let users = postgres::Users::open(url).await?;
+                let mail = Mail::Postgres(users.mail());
+                (Users::Postgres(users), mail, None)
+            }
             Database::Sqlite(path) => {
                 let db = sqlite::Db::open(path).await?;
-                (Users::Sqlite(sqlite::users::Users::new(&db)), Some(db))
+                let users = Users::Sqlite(sqlite::users::Users::new(&db));
+                (users, Mail::Sqlite(sqlite::mail::Mail::new(&db)), Some(db))
             }
         };
         let (sessions, counters) = match (&settings.redis, embedded) {
@@ -103,6 +118,7 @@ impl Stores {
         }
         Ok(Stores {
             users,
+            mail,
             sessions,
             counters,
         })

@@ -29,6 +29,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/users/me/sessions"),
     ("DELETE", "/api/users/me/sessions/{id}"),
     ("POST", "/api/users/me/password"),
+    ("POST", "/api/users/me/email"),
+    ("POST", "/api/auth/verify-email"),
+    ("POST", "/api/auth/verify-email/resend"),
+    ("POST", "/api/auth/forgot-password"),
+    ("POST", "/api/auth/reset-password"),
+    ("POST", "/api/auth/confirm-email"),
     ("GET", "/api/admin/users"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/metrics"),
@@ -76,6 +82,8 @@ fn every_error() -> Vec<AppError> {
         AppError::RefreshReused,
         AppError::OriginForbidden,
         AppError::Forbidden,
+        AppError::LinkInvalid,
+        AppError::EmailNotVerified,
         AppError::ServiceUnavailable { cause: "redis" },
         AppError::NotFound,
         AppError::NoSuchSession,
@@ -98,6 +106,8 @@ fn every_error() -> Vec<AppError> {
             | AppError::RefreshReused
             | AppError::OriginForbidden
             | AppError::Forbidden
+            | AppError::LinkInvalid
+            | AppError::EmailNotVerified
             | AppError::ServiceUnavailable { .. }
             | AppError::NotFound
             | AppError::NoSuchSession

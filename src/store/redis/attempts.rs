@@ -69,9 +69,14 @@ impl CounterStore for Counters {
         })
     }
 
-    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
-        let email_key = format!("{}{email_key}", self.prefix);
-        let clear_email = self.redis.run(async |c| c.del::<_, ()>(&email_key).await);
+    async fn clear(&self, email_key: Option<&str>, ip_key: Option<&str>) -> Result<()> {
+        let email_key = email_key.map(|key| format!("{}{key}", self.prefix));
+        let clear_email = async {
+            match &email_key {
+                Some(key) => self.redis.run(async |c| c.del::<_, ()>(key).await).await,
+                None => Ok(()),
+            }
+        };
         let Some(ip_key) = ip_key else {
             return clear_email.await;
         };

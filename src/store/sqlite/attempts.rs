@@ -39,13 +39,15 @@ impl CounterStore for Counters {
         })
     }
 
-    async fn clear(&self, email_key: &str, ip_key: Option<&str>) -> Result<()> {
+    async fn clear(&self, email_key: Option<&str>, ip_key: Option<&str>) -> Result<()> {
         let mut tx = self.db.write().await?;
-        sqlx::query("DELETE FROM login_attempts WHERE key = ?")
-            .bind(email_key)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
+        if let Some(email_key) = email_key {
+            sqlx::query("DELETE FROM login_attempts WHERE key = ?")
+                .bind(email_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
         if let Some(ip_key) = ip_key {
             sqlx::query(
                 "UPDATE login_attempts SET count = count - 1

@@ -1,4 +1,5 @@
-//! The embedded store: users, sessions and login counters in one SQLite file.
+//! The embedded store: users, sessions, login counters, links and the outbox in one SQLite
+//! file.
 //!
 //! Every write goes through one connection, in `BEGIN IMMEDIATE` transactions where it
 //! reads before writing. Writers therefore queue in the pool, in order, instead of meeting
@@ -7,6 +8,7 @@
 //! WAL lets run beside the writer.
 
 pub mod attempts;
+pub mod mail;
 pub mod sessions;
 pub mod users;
 
@@ -101,7 +103,13 @@ impl Db {
 
     async fn purge_expired(&self) -> Result<()> {
         let mut tx = self.write().await?;
-        for table in ["tokens", "sessions", "reused_sessions", "login_attempts"] {
+        for table in [
+            "tokens",
+            "sessions",
+            "reused_sessions",
+            "login_attempts",
+            "email_tokens",
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE expires_at <= ?"
             )))

@@ -10,7 +10,7 @@ use crate::store::error::{Result, StoreError};
 use crate::store::sqlite::{Db, fail};
 use crate::store::users::{Changed, Cursor, Inserted, UserStore};
 
-const COLUMNS: &str = "id, name, email, password_hash, role, photo, verified, provider, \
+pub(super) const COLUMNS: &str = "id, name, email, password_hash, role, photo, verified, provider, \
                        created_at, updated_at";
 
 pub struct Users {
@@ -171,7 +171,7 @@ impl UserStore for Users {
 
 /// The `updated_at` of a change to the user that `condition` matches, read inside the write
 /// transaction that makes the change; `None` if there is no such user.
-async fn next_updated_at(
+pub(super) async fn next_updated_at(
     tx: &mut Transaction<'static, Sqlite>,
     condition: &str,
     value: &str,
@@ -194,7 +194,7 @@ fn advance(previous: DateTime<Utc>) -> DateTime<Utc> {
     now.max(previous + TimeDelta::microseconds(1))
 }
 
-fn user(row: SqliteRow) -> Result<User> {
+pub(super) fn user(row: SqliteRow) -> Result<User> {
     let id: String = row.try_get("id").map_err(fail)?;
     Ok(User {
         id: id.parse().map_err(|e| StoreError::failed("sqlite", e))?,

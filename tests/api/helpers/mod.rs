@@ -127,10 +127,11 @@ impl Drop for TempDir {
 
 /// The stores of one test app.
 pub enum TestStore {
-    /// A SQLite file of its own, in a folder removed with it.
-    Embedded { _dir: TempDir, file: String },
-    /// A Postgres database and a Redis key prefix of its own.
+    /// A SQLite file of its own, in a folder removed with it; mail as files beside it.
+    Embedded { dir: TempDir, file: String },
+    /// A Postgres database and a Redis key prefix of its own; mail as files in `mail`.
     Production {
+        mail: TempDir,
         postgres: String,
         redis: String,
         db_name: String,
@@ -154,6 +155,7 @@ impl TestStore {
                     .await
                     .expect("create db");
                 TestStore::Production {
+                    mail: TempDir::new(),
                     postgres,
                     redis,
                     db_name,
@@ -168,21 +170,24 @@ impl TestStore {
     pub fn embedded() -> Self {
         let dir = TempDir::new();
         let file = dir.file("data/rs256-auth.db");
-        TestStore::Embedded { _dir: dir, file }
+        TestStore::Embedded { dir, file }
     }
 
     /// The settings that point an app at these stores.
     pub fn vars(&self) -> Vec<(String, String)> {
         match self {
-            TestStore::Embedded { file, .. } => {
-                vec![("DATABASE_URL".into(), format!("sqlite:{file}"))]
-            }
+            TestStore::Embedded { dir, file } => vec![
+                ("DATABASE_URL".into(), format!("sqlite:{file}")),
+                ("MAIL_DIR".into(), dir.file("mail")),
+            ],
             TestStore::Production {
+                mail,
                 postgres,
                 redis,
                 db_name,
                 prefix,
             } => vec![
+                ("MAIL_DIR".into(), mail.file("mail")),
                 ("DATABASE_URL".into(), format!("{postgres}/{db_name}")),
                 ("REDIS_URL".into(), redis.clone()),
                 ("REDIS_KEY_PREFIX".into(), prefix.clone()),
@@ -373,6 +378,7 @@ impl Drop for TestApp {
             redis,
             db_name,
             prefix,
+            ..
         } = &self.store
         else {
             return; // The temporary folder removes itself.

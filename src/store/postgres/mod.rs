@@ -1,4 +1,6 @@
-//! Users in Postgres.
+//! Users in Postgres, and beside them the links and the outbox (`mail`).
+
+pub mod mail;
 
 use std::str::FromStr;
 
@@ -35,6 +37,11 @@ impl Users {
             .acquire_timeout(STORE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(Users { pool })
+    }
+
+    /// The links and the outbox, on the users' pool.
+    pub fn mail(&self) -> mail::Mail {
+        mail::Mail::new(self.pool.clone())
     }
 }
 
@@ -215,7 +222,7 @@ async fn migrate(url: &str) -> Result<(), String> {
 
 /// An outage (connection lost, pool exhausted, statement or lock timeout) is 503: Postgres is
 /// there, or will be, but cannot answer in time. Anything else is a defect.
-fn fail(e: sqlx::Error) -> StoreError {
+pub(super) fn fail(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

@@ -1,0 +1,141 @@
+//! Mail: the links' tokens and the outbox, beside the users in the user database, so that a
+//! token and its mail are written in one transaction, and a token is spent in the same
+//! transaction as the change it grants.
+
+use enum_dispatch::enum_dispatch;
+use uuid::Uuid;
+
+use crate::domain::User;
+use crate::store::error::Result;
+
+/// What a link proves or grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The address is the user's: mark it verified.
+    Verify,
+    /// Set a new password (and the address is proven).
+    Reset,
+    /// Move the user to the new address the link was sent to.
+    Confirm,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Verify => "verify",
+            Purpose::Reset => "reset",
+            Purpose::Confirm => "confirm",
+        }
+    }
+}
+
+/// A link's token as stored: its SHA-256 only, and what it was issued for. The user must
+/// still be as it was at issue for the token to work: at `address` (verify, reset) or at
+/// `bound` (confirm: the address it moves from), and for a reset with the password hash
+/// `bound` (a password changed since kills the link).
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub hash: [u8; 32],
+    pub purpose: Purpose,
+    pub user: Uuid,
+    /// Where the link was sent: the user's address, or the new one for a confirm.
+    pub address: String,
+    /// Reset: the password hash at issue. Confirm: the user's address at issue. Verify: empty.
+    pub bound: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+/// A message for the outbox. The token (if any) travels sealed: a copy of the database
+/// opens no mailbox (`service::mail::seal`).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub recipient: String,
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// A message taken from the outbox to send, leased to this instance.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub sealed: Option<Vec<u8>>,
+    /// Tries so far, this one included.
+    pub attempts: i32,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// What came of issuing a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// The token and its mail are stored; older links of the purpose are gone.
+    Done,
+    /// The user changed (or went) since it was read: nothing was written.
+    Stale,
+}
+
+/// What came of spending a link.
+#[derive(Debug)]
+pub enum Spent {
+    /// The user after the change the link granted; `changed` is false where there was
+    /// nothing to change (an address already verified).
+    Done { user: User, changed: bool },
+    /// Unknown, used, expired, superseded, of another purpose, or the user changed since.
+    Invalid,
+    /// Confirm only: another user took the address meanwhile. Nothing was written.
+    EmailTaken,
+}
+
+/// The links and the outbox of one backend. Instants are Unix milliseconds.
+#[enum_dispatch]
+#[allow(async_fn_in_trait)] // Only ever called on the concrete enum, never through `dyn`.
+pub trait MailStore {
+    /// Stores `link` and queues `mail`, in one transaction, if the user is still as the link
+    /// requires (see `NewLink`); the user's older links of the same purpose die with it.
+    async fn issue(&self, link: &NewLink, mail: &Outgoing) -> Result<Issued>;
+
+    /// Queues a message that carries no link (a notice).
+    async fn queue(&self, mail: &Outgoing) -> Result<()>;
+
+    /// Whether a live link of `purpose` has this hash (spends nothing): a reset checks it
+    /// before it hashes the new password.
+    async fn is_live(&self, hash: &[u8; 32], purpose: Purpose, now: i64) -> Result<bool>;
+
+    /// Spends a verify link: the address is marked verified.
+    async fn verify(&self, hash: &[u8; 32], now: i64) -> Result<Spent>;
+
+    /// Spends a reset link: the password becomes `password_hash`, the address is verified,
+    /// and `notice` (its recipient is filled in: the user's address) is queued, in one
+    /// transaction.
+    async fn reset(
+        &self,
+        hash: &[u8; 32],
+        password_hash: &str,
+        now: i64,
+        notice: &Outgoing,
+    ) -> Result<Spent>;
+
+    /// Spends a confirm link: the user moves to the new address, verified, and `notice`
+    /// (its recipient is filled in: the old address) is queued, in one transaction.
+    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Outgoing) -> Result<Spent>;
+
+    /// Up to `limit` messages due at `now`, leased to the caller until `lease_until`: while
+    /// the lease runs no other instance takes them, and if the caller dies they come back.
+    async fn claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Queued>>;
+
+    /// The message is delivered, or given up: it leaves the outbox.
+    async fn remove(&self, id: Uuid) -> Result<()>;
+
+    /// The message is tried again at `at`.
+    async fn retry(&self, id: Uuid, at: i64) -> Result<()>;
+
+    /// Messages waiting in the outbox.
+    async fn depth(&self) -> Result<i64>;
+
+    /// Deletes links past their end.
+    async fn purge(&self, now: i64) -> Result<()>;
+}
