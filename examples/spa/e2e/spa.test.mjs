@@ -374,8 +374,8 @@ try {
     await click(tab, '#register-submit');
     assert.equal(await visibleView(tab), 'view-register');
     assert.equal(await text(tab, '#error-message'), 'the request is invalid');
-    assert.notEqual(await text(tab, '[data-error-for="password"]'), '', 'the password rule is shown');
-    assert.equal(await text(tab, '[data-error-for="passwordConfirm"]'), 'must match password');
+    assert.notEqual(await text(tab, '#register-form [data-error-for="password"]'), '', 'the password rule is shown');
+    assert.equal(await text(tab, '#register-form [data-error-for="passwordConfirm"]'), 'must match password');
   });
 
   let firstLink;
@@ -701,7 +701,7 @@ try {
     await page.fill('#reset-password-confirm', 'not the same');
     await click(page, '#reset-submit');
     assert.equal(await visibleView(page), 'view-reset-password');
-    assert.equal(await text(page, '[data-error-for="passwordConfirm"]'), 'must match password');
+    assert.equal(await text(page, '#reset-form [data-error-for="passwordConfirm"]'), 'must match password');
     await page.fill('#reset-password-confirm', NEW_PASSWORD);
     const answer = await clickForAnswer(page, '#reset-submit', '/api/auth/reset-password');
     assert.equal(answer.status(), 200);
