@@ -6,8 +6,11 @@
 #
 # Starts the binary from the repo root (it reads app.env there) on a free port, with an
 # embedded SQLite store in a temporary folder, a 3 s access-token lifetime (the test waits
-# for tokens to expire) and CLIENT_ORIGIN set to the SPA's origin; the test serves the SPA
-# on another free port. Everything is stopped and removed on exit (.ci/lib.sh).
+# for tokens to expire), CLIENT_ORIGIN and APP_URL set to the SPA's origin, and its mail
+# sent to SMTP_URL=smtp://127.0.0.1:<a free port>, where the test itself receives it (an
+# SMTP server of the npm package smtp-server); the test serves the SPA on another free
+# port. REQUIRE_VERIFIED_EMAIL=true: the test signs in before verifying. Everything is
+# stopped and removed on exit (.ci/lib.sh).
 # Needs node/npm and curl; installs Debian's chromium (apt-get) and the test's npm packages
 # (npm ci) when they are missing.
 #
@@ -48,12 +51,18 @@ if [[ ! -d $e2e/node_modules ]]; then
     npm ci --prefix "$e2e" --no-audit --no-fund
 fi
 
-# The SPA's port comes first: the service's CLIENT_ORIGIN names it.
-spa_port=''
+# The SPA's and the test's SMTP ports come first: the service's settings name them. The
+# service sends no mail before the test registers, by which time the SMTP server listens.
+spa_port='' smtp_port=''
 pick_free_port spa_port
+pick_free_port smtp_port
 service_start embedded "$bin" \
-    -u ACCESS_TOKEN_MAXAGE -u REFRESH_TOKEN_MAXAGE -u COOKIE_DOMAIN \
+    -u ACCESS_TOKEN_MAXAGE -u REFRESH_TOKEN_MAXAGE -u COOKIE_DOMAIN -u MAIL_FROM \
+    -u EMAIL_TOKEN_TTL_RESET -u EMAIL_TOKEN_TTL_VERIFY \
     CLIENT_ORIGIN="http://localhost:$spa_port" \
+    APP_URL="http://localhost:$spa_port" \
+    SMTP_URL="smtp://127.0.0.1:$smtp_port" \
+    REQUIRE_VERIFIED_EMAIL=true \
     ACCESS_TOKEN_EXPIRED_IN=3s \
     REFRESH_TOKEN_EXPIRED_IN=10m \
     COOKIE_SAMESITE=Lax \
@@ -64,7 +73,7 @@ service_start embedded "$bin" \
 api_url="http://localhost:$service_port"
 
 status=0
-API_URL=$api_url SPA_PORT=$spa_port E2E_EMAIL=ada@example.com \
+API_URL=$api_url SPA_PORT=$spa_port SMTP_PORT=$smtp_port E2E_EMAIL=ada@example.com \
     node "$e2e/spa.test.mjs" || status=$?
 # On failure the exit (.ci/lib.sh) shows the service's log.
 [[ $status -eq 0 ]] || say "the end-to-end test failed with status $status"

@@ -14,7 +14,10 @@
 #       GET /api/healthchecker answers (30 s at most). Sets service_pid, service_port and
 #       service_url (http://127.0.0.1:PORT). The service logs to FILE, else into lib_tmp.
 #       -u VAR removes VAR of the caller's environment; VAR=value comes after the lib's own
-#       HOST, PORT and RUST_LOG=warn, so it adds a setting or overrides one of those three.
+#       HOST, PORT, RUST_LOG=warn and MAIL_DIR, so it adds a setting or overrides one of those.
+#       Mail goes to .eml files in MAIL_DIR, a folder beside the store (removed with it), and
+#       never to an SMTP server that the caller's environment names: SMTP_URL is unset unless
+#       passed as VAR=value.
 #         embedded:   a SQLite file in a temporary folder;
 #         production: a Postgres database and a Redis key prefix of its own. Postgres from
 #           PGHOST (127.0.0.1), PGPORT (5432) and PGUSER (postgres), trust auth; Redis from
@@ -80,8 +83,8 @@ pick_free_port() {
 
 # --- the store --------------------------------------------------------------------------
 
-# Whatever store the caller's environment names, the service must not touch it.
-_store_unset=(-u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_URLS -u REDIS_KEY_PREFIX)
+# Whatever store (or mail server) the caller's environment names, the service must not touch it.
+_store_unset=(-u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_URLS -u REDIS_KEY_PREFIX -u SMTP_URL)
 _store_set=()   # the settings that point the service at its own store
 _store_about='' _store_dir='' _store_db='' _store_redis_prefix=''
 
@@ -157,7 +160,7 @@ service_start() {
     say "starting $_service_bin on $service_url ($_store_about)"
     # env execs the binary, so $! is the service's own pid (bench/run.sh reads its /proc).
     env "${_store_unset[@]}" "${unset[@]}" "${_store_set[@]}" \
-        HOST=127.0.0.1 PORT="$service_port" RUST_LOG=warn "${settings[@]}" \
+        HOST=127.0.0.1 PORT="$service_port" RUST_LOG=warn MAIL_DIR="$_store_dir/mail" "${settings[@]}" \
         "$_service_bin" >"$service_log" 2>&1 &
     service_pid=$!
     _service_wait_ready

@@ -10,6 +10,9 @@
 #     psql tools (pg_isready, createdb, dropdb) and redis-cli. Postgres and Redis are
 #     taken from PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), trust auth, and
 #     REDIS_URL (from the environment, else redis://127.0.0.1:6379).
+# Without SMTP_URL, the service writes its mail (the collection's forgot-password and
+# resend requests make some) as .eml files into MAIL_DIR, which .ci/lib.sh points at the
+# store's temporary folder: nothing is left in the checkout.
 # Needs node/npm and curl in both modes.
 set -euo pipefail
 

@@ -10,8 +10,9 @@
 # throwaway embedded SQLite store, removed again on exit (.ci/lib.sh). Installs schemathesis
 # (the version pinned in .ci/requirements-schemathesis.txt) into .ci/.venv when it is missing.
 # Settings: .ci/schemathesis.toml. Needs python3 (with venv), curl. Nothing is written into
-# the checkout but .ci/.venv: Hypothesis' files go to the temporary folder, and
-# schemathesis' cache (.schemathesis/) is off in .ci/schemathesis.toml.
+# the checkout but .ci/.venv: Hypothesis' files go to the temporary folder, the service's
+# mail (.eml files, no SMTP_URL) to MAIL_DIR in the store's temporary folder (.ci/lib.sh),
+# and schemathesis' cache (.schemathesis/) is off in .ci/schemathesis.toml.
 #
 # Environment: SCHEMATHESIS_EXAMPLES (examples per operation and phase, default 400: about a
 # minute on two cores), SCHEMATHESIS_SEED (to replay a run: schemathesis prints its seed),

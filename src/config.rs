@@ -650,4 +650,46 @@ mod tests {
         assert_eq!(redis_url("127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redis_url("redis://h:1/3"), "redis://h:1/3");
     }
+
+    fn mail_of(vars: &[(&str, &str)]) -> Result<MailSettings, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Env(&get).mail()
+    }
+
+    #[test]
+    fn mail_defaults_to_files_and_the_first_client_origin() {
+        let mail = mail_of(&[("CLIENT_ORIGIN", "https://a.example, https://b.example/")]).unwrap();
+        assert_eq!(mail.smtp_url, None);
+        assert_eq!(mail.dir, std::path::PathBuf::from("data/mail"));
+        assert_eq!(mail.app_url, "https://a.example");
+        assert_eq!(mail.from, "rs256-auth <no-reply@localhost>");
+        assert!(!mail.require_verified);
+        assert_eq!(mail.reset_ttl, Duration::from_secs(1800));
+        assert_eq!(mail.verify_ttl, Duration::from_secs(86_400));
+        let mail = mail_of(&[("APP_URL", "https://app.example/auth/")]).unwrap();
+        assert_eq!(mail.app_url, "https://app.example/auth");
+    }
+
+    #[test]
+    fn mail_settings_that_cannot_work_are_refused_by_name() {
+        for (var, value) in [
+            ("APP_URL", "app.example"),
+            ("APP_URL", "https://app.example/?a=1"),
+            ("APP_URL", "https://app.example/#x"),
+            ("APP_URL", "ftp://app.example"),
+            ("SMTP_URL", "http://mail:25"),
+            ("REQUIRE_VERIFIED_EMAIL", "yes"),
+            ("EMAIL_TOKEN_TTL_RESET", "30"),
+        ] {
+            let error = mail_of(&[(var, value)]).expect_err(value);
+            assert_eq!(error.var, var);
+        }
+        // An SMTP_URL's password never reaches the message.
+        let error = mail_of(&[("SMTP_URL", "mailto://u:hunter2@mail")]).unwrap_err();
+        assert!(!error.reason.contains("hunter2"), "{}", error.reason);
+    }
 }

@@ -1,5 +1,6 @@
-// The example's UI: three views (sign in, create an account, signed in) and the list of
-// the user's sessions. Every API call goes through auth.js.
+// The example's UI: the views (sign in, create an account, forgot password, signed in),
+// the list of the user's sessions, and the pages that the service's mail links open
+// (verify-email, reset-password, confirm-email). Every API call goes through auth.js.
 import { ApiError, createAuthClient } from './auth.js';
 
 // Where the API lives. `?api=http://localhost:8123` overrides it (the e2e test runs the API
@@ -43,10 +44,19 @@ const client = createAuthClient({
 
 // ---- views and messages -------------------------------------------------------------
 
-const VIEWS = ['view-login', 'view-register', 'view-profile'];
+const VIEWS = [
+  'view-login',
+  'view-register',
+  'view-forgot',
+  'view-profile',
+  'view-verify-email',
+  'view-reset-password',
+  'view-confirm-email',
+];
 
 function show(view) {
   for (const id of VIEWS) $(id).hidden = id !== view;
+  $('resend-verification').hidden = true;
 }
 
 function clearMessages() {
@@ -73,6 +83,11 @@ function showError(error) {
     if (slot) slot.textContent = message;
   }
   $('error').hidden = false;
+}
+
+// An error of the page's own, in the same place as the API's.
+function showErrorText(message) {
+  showError({ message, errors: [] });
 }
 
 function showSignedOut(message) {
@@ -110,6 +125,7 @@ async function loadProfile() {
   const user = await client.me();
   $('profile-name').textContent = user.name;
   $('profile-email').textContent = user.email;
+  $('profile-unverified').hidden = user.verified !== false;
   show('view-profile');
   await loadSessions();
 }
@@ -227,6 +243,119 @@ async function endSession(session) {
   }
 }
 
+// ---- mail: forgot password, change email, resend the verification link -------------
+//   POST /api/auth/forgot-password {email}, /api/auth/verify-email/resend {email} → 202 with
+//        a message that is the same for every address (the mail goes out in the background)
+//   POST /api/users/me/email {email, password} → 202; the address changes once the link
+//        mailed to the new address is used. A wrong password is 401 invalid_credentials.
+
+async function changeEmail(form) {
+  const { email, password } = Object.fromEntries(new FormData(form));
+  let message;
+  try {
+    message = await client.changeEmail({ email, password });
+  } catch (error) {
+    if (error.code !== 'invalid_credentials') throw error;
+    showErrorText('Wrong password.');
+    document.querySelector('#email-form [data-error-for="password"]').textContent = 'wrong password';
+    $('email-password').select();
+    return;
+  }
+  form.reset();
+  showNotice(message);
+}
+
+async function resendVerification(email) {
+  const message = await client.resendVerification(email);
+  $('resend-verification').hidden = true;
+  showNotice(message);
+}
+
+// ---- the pages of the mail links ----------------------------------------------------
+// {APP_URL}/verify-email?token=T, /reset-password?token=T, /confirm-email?token=T. Opening
+// one must not use it: mail scanners and link previews open links too. So the page only
+// reads the token and shows a button; the button's POST is the one use of the token. The
+// token leaves the address bar at once, so that it stays out of the history and of any
+// Referer (the page also says no-referrer).
+
+const LINK_PAGES = {
+  '/verify-email': 'view-verify-email',
+  '/reset-password': 'view-reset-password',
+  '/confirm-email': 'view-confirm-email',
+};
+
+// The token of the link this page was opened with, until it is used.
+let linkToken = null;
+
+function openLinkPage(view) {
+  const url = new URL(location.href);
+  linkToken = url.searchParams.get('token');
+  url.searchParams.delete('token');
+  history.replaceState(null, '', url);
+  show(view);
+  if (!linkToken) {
+    $(view).querySelector('.actions, form').hidden = true;
+    showErrorText('This link is incomplete: open the whole link from the mail, or copy all of it.');
+  }
+}
+
+// Back to the app's own address (keeping ?api=), once the link has done its work.
+function leaveLinkPage() {
+  linkToken = null;
+  const url = new URL(location.href);
+  url.pathname = '/';
+  url.searchParams.delete('token');
+  history.replaceState(null, '', url);
+}
+
+// Posts the token; on link_invalid (used, expired, superseded, unknown) the page's hint
+// says how to get a new link.
+async function useLink(view, post) {
+  try {
+    return await post(linkToken);
+  } catch (error) {
+    if (error.code === 'link_invalid') $(view).querySelector('.link-hint').hidden = false;
+    throw error;
+  }
+}
+
+// After a link that leaves the user as they were: the signed-in view when this browser has
+// a session, else the sign-in view; with the message on top either way.
+async function afterLink(message, email) {
+  leaveLinkPage();
+  show('view-login');
+  $('login-email').value = email;
+  if (hasSessionCookie()) {
+    try {
+      await loadProfile();
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error; // the link did its work all the same
+    }
+  }
+  showNotice(message);
+}
+
+async function verifyEmail() {
+  const user = await useLink('view-verify-email', client.verifyEmail);
+  await afterLink(`Thank you: ${user.email} is verified.`, user.email);
+}
+
+async function confirmEmail() {
+  const user = await useLink('view-confirm-email', client.confirmEmail);
+  await afterLink(`Your email address is now ${user.email}.`, user.email);
+}
+
+// A reset ends every session of the user and sets no cookie: sign in again.
+async function resetPassword(form) {
+  const { password, passwordConfirm } = Object.fromEntries(new FormData(form));
+  await useLink('view-reset-password', (token) => client.resetPassword({ token, password, passwordConfirm }));
+  form.reset();
+  leaveLinkPage();
+  show('view-login');
+  showNotice('Your password has been changed. Sign in with your new password.');
+  $('login-email').focus();
+}
+
 // ---- wiring -------------------------------------------------------------------------
 
 $('login-form').addEventListener('submit', (event) => {
@@ -234,7 +363,13 @@ $('login-form').addEventListener('submit', (event) => {
   const form = event.currentTarget;
   const { email, password } = Object.fromEntries(new FormData(form));
   action(async () => {
-    await client.login({ email, password }); // the access token in the answer is not kept
+    try {
+      await client.login({ email, password }); // the access token in the answer is not kept
+    } catch (error) {
+      // REQUIRE_VERIFIED_EMAIL: the right password, an address not verified yet.
+      if (error.code === 'email_not_verified') $('resend-verification').hidden = false;
+      throw error;
+    }
     form.reset();
     await loadProfile();
   });
@@ -248,8 +383,16 @@ $('register-form').addEventListener('submit', (event) => {
     const user = await client.register(fields);
     form.reset();
     show('view-login');
-    $('login-email').value = user.email;
-    showNotice(`Account created for ${user.email}. Sign in with your password.`);
+    if (user) {
+      $('login-email').value = user.email;
+      showNotice(`Account created for ${user.email}. Sign in with your password.`);
+    } else {
+      // REQUIRE_VERIFIED_EMAIL: the same answer for a new and a taken address.
+      $('login-email').value = fields.email.trim().toLowerCase();
+      showNotice(
+        `Check your mail at ${$('login-email').value}: open the link in it to verify the address, then sign in.`,
+      );
+    }
     $('login-password').focus();
   });
 });
@@ -277,6 +420,64 @@ $('show-login').addEventListener('click', (event) => {
   $('login-email').focus();
 });
 
+$('show-forgot').addEventListener('click', (event) => {
+  event.preventDefault();
+  clearMessages();
+  $('forgot-email').value = $('login-email').value;
+  show('view-forgot');
+  $('forgot-email').focus();
+});
+
+$('forgot-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(async () => {
+    const message = await client.forgotPassword(new FormData(form).get('email'));
+    $('login-email').value = $('forgot-email').value;
+    form.reset();
+    show('view-login');
+    showNotice(message);
+  });
+});
+
+$('resend-submit').addEventListener('click', () => action(() => resendVerification($('login-email').value)));
+
+$('profile-resend').addEventListener('click', () =>
+  action(() => resendVerification($('profile-email').textContent)),
+);
+
+$('email-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => changeEmail(form));
+});
+
+$('verify-submit').addEventListener('click', () => action(verifyEmail));
+
+$('confirm-submit').addEventListener('click', () => action(confirmEmail));
+
+$('reset-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => resetPassword(form));
+});
+
+// "Back to sign in" / "Back to the app", from the forgot-password view and the link pages.
+for (const link of document.querySelectorAll('.to-app')) {
+  link.addEventListener('click', (event) => {
+    event.preventDefault();
+    leaveLinkPage();
+    clearMessages();
+    if (hasSessionCookie()) {
+      show('view-profile');
+      action(loadProfile);
+    } else {
+      show('view-login');
+      $('login-email').focus();
+    }
+  });
+}
+
 // `logged_in` is the one cookie scripts may read: it says a session exists, without any
 // token. Only used to pick the first view; the API has the last word. (Cookies belong to a
 // host, whatever the port, so this page sees the API's cookie when both are on localhost.)
@@ -284,7 +485,11 @@ function hasSessionCookie() {
   return document.cookie.split('; ').some((pair) => pair.startsWith('logged_in=') && pair !== 'logged_in=');
 }
 
-if (hasSessionCookie()) {
+// A link page sends nothing on load, not even the profile call (a refresh is a POST).
+const linkPage = LINK_PAGES[location.pathname.replace(/\/+$/, '')];
+if (linkPage) {
+  openLinkPage(linkPage);
+} else if (hasSessionCookie()) {
   show('view-profile');
   action(loadProfile);
 } else {

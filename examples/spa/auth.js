@@ -142,13 +142,17 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
       await request('/api/auth/login', { method: 'POST', body: { email, password } });
     },
 
-    /** Creates an account (does not log in). Resolves with the new user. */
+    /**
+     * Creates an account (does not log in). Resolves with the new user, or with null when
+     * the service requires verified addresses (REQUIRE_VERIFIED_EMAIL): it then answers 202
+     * alike for a new and a taken address, and the link in the mail tells them apart.
+     */
     async register({ name, email, password, passwordConfirm }) {
       const answer = await request('/api/auth/register', {
         method: 'POST',
         body: { name, email, password, passwordConfirm },
       });
-      return answer.data.user;
+      return answer.data?.user ?? null;
     },
 
     /** Ends the session and clears the cookies. Safe to call when already logged out. */
@@ -159,6 +163,47 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
     /** The logged-in user. */
     async me() {
       const answer = await request('/api/users/me');
+      return answer.data.user;
+    },
+
+    // ---- mail: each link's token is used by one POST, from a button, never on page load.
+    // The 202 answers say the same for every address; they resolve with the API's message.
+
+    /** Uses a verify-email link's token. Resolves with the user, now verified. */
+    async verifyEmail(token) {
+      const answer = await request('/api/auth/verify-email', { method: 'POST', body: { token } });
+      return answer.data.user;
+    },
+
+    /** Asks for a new verification link. */
+    async resendVerification(email) {
+      const answer = await request('/api/auth/verify-email/resend', { method: 'POST', body: { email } });
+      return answer.message;
+    },
+
+    /** Asks for a password reset link. */
+    async forgotPassword(email) {
+      const answer = await request('/api/auth/forgot-password', { method: 'POST', body: { email } });
+      return answer.message;
+    },
+
+    /** Uses a reset-password link's token. Ends every session of the user; sets no cookie. */
+    async resetPassword({ token, password, passwordConfirm }) {
+      await request('/api/auth/reset-password', {
+        method: 'POST',
+        body: { token, password, passwordConfirm },
+      });
+    },
+
+    /** Starts an address change: the new address gets a link. Needs the current password. */
+    async changeEmail({ email, password }) {
+      const answer = await request('/api/users/me/email', { method: 'POST', body: { email, password } });
+      return answer.message;
+    },
+
+    /** Uses a confirm-email link's token. Resolves with the user, with the new address. */
+    async confirmEmail(token) {
+      const answer = await request('/api/auth/confirm-email', { method: 'POST', body: { token } });
       return answer.data.user;
     },
   };

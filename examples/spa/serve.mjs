@@ -4,12 +4,17 @@
 //
 // It serves the files of this folder only (not its subfolders), with the right
 // Content-Type: browsers refuse to run a module script served as anything but JavaScript.
+// The pages of the service's mail links (/verify-email, /reset-password, /confirm-email)
+// are index.html too: the app picks the view from the path.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
+
+// The app's own paths, all answered with index.html.
+const PAGES = new Set(['/', '/verify-email', '/reset-password', '/confirm-email']);
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -26,7 +31,7 @@ async function handle(request, response) {
     return;
   }
   const { pathname } = new URL(request.url, 'http://localhost');
-  const name = pathname === '/' ? 'index.html' : decodeURIComponent(pathname.slice(1));
+  const name = PAGES.has(pathname) ? 'index.html' : decodeURIComponent(pathname.slice(1));
   const type = TYPES[extname(name)];
   // One plain file name: no folders, no "..", no dot files.
   if (!type || !/^[\w-][\w.-]*$/.test(name)) {
@@ -45,6 +50,8 @@ async function handle(request, response) {
     'Content-Length': body.length,
     'Cache-Control': 'no-cache',
     'X-Content-Type-Options': 'nosniff',
+    // The link pages have a token in their address (index.html says so too).
+    'Referrer-Policy': 'no-referrer',
   });
   response.end(request.method === 'HEAD' ? undefined : body);
 }

@@ -40,7 +40,7 @@ more than one `access_token` or `refresh_token` cookie, is refused with 400 \
 answers 405 `method_not_allowed` with an `Allow` header (`HEAD` included); an unknown path \
 answers 404 `not_found`.
 
-**Cross-site requests.** Register, login, refresh and logout refuse with 403 \
+**Cross-site requests.** Every route that changes something refuses with 403 \
 `origin_forbidden` a request whose `Origin` is neither one of `CLIENT_ORIGIN` nor the \
 service's own origin, or that has no `Origin` but `Sec-Fetch-Site: cross-site`. CORS allows \
 the origins of `CLIENT_ORIGIN`, with credentials; the CORS layer answers their preflights \

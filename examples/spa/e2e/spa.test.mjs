@@ -1,11 +1,14 @@
 // End-to-end test of the example SPA in headless Chromium, against a running rs256-auth.
 // `.ci/e2e.sh path/to/rs256-auth` starts the service and runs this; by hand:
 //
-//   API_URL=http://localhost:8000 SPA_PORT=3000 node spa.test.mjs
+//   API_URL=http://localhost:8000 SPA_PORT=3000 SMTP_PORT=2525 node spa.test.mjs
 //
 // The service must allow the SPA's origin (CLIENT_ORIGIN=http://localhost:<SPA_PORT>) and
 // have a short access lifetime (ACCESS_TOKEN_EXPIRED_IN=3s), since the test waits for
-// access tokens to expire several times. It serves the SPA itself, on SPA_PORT.
+// access tokens to expire several times. It serves the SPA itself, on SPA_PORT, and receives
+// the service's mail itself, with an SMTP server on 127.0.0.1:SMTP_PORT: the service needs
+// SMTP_URL=smtp://127.0.0.1:<SMTP_PORT>, APP_URL=http://localhost:<SPA_PORT> (the links'
+// base) and REQUIRE_VERIFIED_EMAIL=true (the test signs in before verifying and expects 403).
 //
 // It saves a screenshot of the signed-in view to E2E_SCREENSHOT, by default to the
 // repository's target/e2e/screenshot.png (ignored by git): the committed screenshot would
@@ -18,13 +21,16 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { simpleParser } from 'mailparser';
 import { chromium } from 'playwright-core';
+import { SMTPServer } from 'smtp-server';
 import { serve } from '../serve.mjs';
 
 const API = (process.env.API_URL ?? 'http://localhost:8000').replace(/\/+$/, '');
 const SPA_PORT = Number(process.env.SPA_PORT ?? 3000);
 const SPA = `http://localhost:${SPA_PORT}`;
 const APP_URL = `${SPA}/?api=${encodeURIComponent(API)}`;
+const SMTP_PORT = Number(process.env.SMTP_PORT ?? 2525);
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env.E2E_SCREENSHOT
   ? resolve(process.env.E2E_SCREENSHOT)
@@ -36,9 +42,109 @@ const SCREENSHOT = process.env.E2E_SCREENSHOT
 const EMAIL = process.env.E2E_EMAIL ?? `ada.${Date.now()}@example.com`;
 const NAME = 'Ada Lovelace';
 const PASSWORD = 'correct horse battery staple';
+// Set through the reset link, and the address the change moves to.
+const NEW_PASSWORD = 'a new password from the reset link';
+const NEW_EMAIL = EMAIL.replace('@', '.new@');
 // The second device of the sessions steps.
 const PHONE_AGENT =
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36';
+
+// ---- mail ------------------------------------------------------------------------------
+
+// Every message the service sent to the test's SMTP server, parsed, until a step takes it:
+// {kind (the X-Mail-Kind header), rcpt (the envelope's recipients), to (the To header's
+// addresses), text, html}.
+const mailbox = [];
+
+function startSmtp(port) {
+  const smtp = new SMTPServer({
+    authOptional: true,
+    // Plain SMTP on the loopback: the service's opportunistic STARTTLS would otherwise try
+    // the server's self-signed certificate, and refuse it.
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, callback) {
+      simpleParser(stream).then((mail) => {
+        const addresses = (field) => [field ?? []].flat().flatMap((a) => a.value.map((v) => v.address.toLowerCase()));
+        mailbox.push({
+          kind: mail.headers.get('x-mail-kind'),
+          rcpt: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+          to: addresses(mail.to),
+          text: mail.text ?? '',
+          html: typeof mail.html === 'string' ? mail.html : '',
+        });
+        callback();
+      }, callback);
+    },
+  });
+  return new Promise((resolve, reject) => {
+    smtp.once('error', reject);
+    smtp.listen(port, '127.0.0.1', () => {
+      smtp.off('error', reject);
+      // A connection's error (the service hanging up, say) is not the test's failure.
+      smtp.on('error', (error) => console.log(`  (SMTP server: ${error.message})`));
+      resolve(smtp);
+    });
+  });
+}
+
+// Takes the first mail of that kind to that address out of the mailbox, waiting up to 10 s
+// (the service sends from a background queue).
+async function waitForMail({ to, kind }) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const i = mailbox.findIndex((m) => m.kind === kind && m.rcpt.includes(to));
+    if (i >= 0) {
+      const [mail] = mailbox.splice(i, 1);
+      assert.deepEqual(mail.to, [to], `the ${kind} mail's To header`);
+      return mail;
+    }
+    const seen = JSON.stringify(mailbox.map((m) => `${m.kind} to ${m.rcpt}`));
+    assert.ok(Date.now() < deadline, `a ${kind} mail to ${to} within 10 s (in the mailbox: ${seen})`);
+    await sleep(50);
+  }
+}
+
+// The link of a mail: {APP_URL}/<page>?token=<43 characters of base64url>, in the text part
+// and the same in the HTML part.
+function linkIn(mail, page) {
+  const escaped = SPA.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const found = new RegExp(`${escaped}/([a-z-]+)\\?token=([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])`).exec(mail.text);
+  assert.ok(found, `a link to ${SPA}/${page}?token=... in the ${mail.kind} mail's text: ${mail.text}`);
+  assert.equal(found[1], page, `the ${mail.kind} mail's link opens ${page}`);
+  assert.ok(mail.html.includes(found[0]), `the ${mail.kind} mail's HTML part has the same link`);
+  return found[0];
+}
+
+// Opens a mail's link in a new tab of the context, as a click in a mail client would (with
+// ?api= added, as every page of this test has), and checks that the page sent nothing to
+// the API on its own and took the token out of the address bar.
+async function openLink(context, link) {
+  const page = await context.newPage();
+  openPages.add(page);
+  page.on('pageerror', (error) => pageErrors.push(error));
+  const sent = [];
+  page.on('request', (request) => sent.push(request));
+  await page.goto(`${link}&api=${encodeURIComponent(API)}`);
+  await settled(page);
+  await sleep(300); // what the page would send on its own has gone out by now
+  assert.deepEqual(
+    sent.filter((r) => apiPath(r.url())).map((r) => `${r.method()} ${apiPath(r.url())}`),
+    [],
+    'opening the link sends nothing to the API',
+  );
+  assert.deepEqual(sent.filter((r) => r.method() !== 'GET').map((r) => r.url()), [], 'nor any POST');
+  assert.doesNotMatch(page.url(), /token/, 'the token has left the address bar');
+  assert.equal(await page.getAttribute('meta[name="referrer"]', 'content'), 'no-referrer');
+  return page;
+}
+
+// Clicks, and resolves with the answer of the API call that the click sent to `path`.
+async function clickForAnswer(page, selector, path) {
+  const answer = page.waitForResponse((r) => apiPath(r.url()) === path && r.request().method() === 'POST');
+  await click(page, selector);
+  return answer;
+}
 
 // ---- helpers ------------------------------------------------------------------------
 
@@ -107,7 +213,8 @@ async function settled(page) {
 }
 
 async function visibleView(page) {
-  for (const id of ['view-login', 'view-register', 'view-profile']) {
+  const views = ['login', 'register', 'forgot', 'profile', 'verify-email', 'reset-password', 'confirm-email'];
+  for (const id of views.map((view) => `view-${view}`)) {
     if (await page.locator(`#${id}`).isVisible()) return id;
   }
   return null;
@@ -124,10 +231,10 @@ async function click(page, selector) {
 
 const text = (page, selector) => page.locator(selector).innerText();
 
-async function assertSignedIn(page, label = 'the tab') {
+async function assertSignedIn(page, label = 'the tab', email = EMAIL) {
   assert.equal(await visibleView(page), 'view-profile', `${label} shows the signed-in view`);
   assert.equal(await text(page, '#profile-name'), NAME, `${label} shows the user's name`);
-  assert.equal(await text(page, '#profile-email'), EMAIL, `${label} shows the user's email`);
+  assert.equal(await text(page, '#profile-email'), email, `${label} shows the user's email`);
 }
 
 function jwtExpiry(token) {
@@ -196,9 +303,9 @@ async function clickAllAtOnce(pages, selector) {
   await Promise.all(pages.map(settled));
 }
 
-async function signIn(page) {
+async function signIn(page, { password = PASSWORD } = {}) {
   await page.fill('#login-email', EMAIL);
-  await page.fill('#login-password', PASSWORD);
+  await page.fill('#login-password', password);
   await click(page, '#login-submit');
   await assertSignedIn(page);
 }
@@ -233,6 +340,7 @@ async function step(name, body) {
 // ---- the test -------------------------------------------------------------------------
 
 const server = await serve({ port: SPA_PORT });
+const smtp = await startSmtp(SMTP_PORT);
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
@@ -246,7 +354,7 @@ const browser = await chromium.launch({
     '--disable-sync',
   ],
 });
-console.log(`SPA ${APP_URL}, API ${API}, user ${EMAIL}`);
+console.log(`SPA ${APP_URL}, API ${API}, mail to smtp://127.0.0.1:${SMTP_PORT}, user ${EMAIL}`);
 
 try {
   const context = await newContext(browser);
@@ -266,17 +374,21 @@ try {
     await click(tab, '#register-submit');
     assert.equal(await visibleView(tab), 'view-register');
     assert.equal(await text(tab, '#error-message'), 'the request is invalid');
-    assert.notEqual(await text(tab, '[data-error-for="password"]'), '', 'the password rule is shown');
-    assert.equal(await text(tab, '[data-error-for="passwordConfirm"]'), 'must match password');
+    assert.notEqual(await text(tab, '#register-form [data-error-for="password"]'), '', 'the password rule is shown');
+    assert.equal(await text(tab, '#register-form [data-error-for="passwordConfirm"]'), 'must match password');
   });
 
-  await step('registers through the form', async () => {
+  let firstLink;
+
+  await step('registers through the form; the address gets a verification link', async () => {
     await tab.fill('#register-password', PASSWORD);
     await tab.fill('#register-password-confirm', PASSWORD);
-    await click(tab, '#register-submit');
+    const answer = await clickForAnswer(tab, '#register-submit', '/api/auth/register');
+    assert.equal(answer.status(), 202, 'REQUIRE_VERIFIED_EMAIL=true: 202, no user');
     assert.equal(await visibleView(tab), 'view-login', 'register does not log in');
-    assert.match(await text(tab, '#notice'), /Account created/);
+    assert.match(await text(tab, '#notice'), /^Check your mail at /);
     assert.equal(await tab.inputValue('#login-email'), EMAIL);
+    firstLink = linkIn(await waitForMail({ to: EMAIL, kind: 'verify_email' }), 'verify-email');
   });
 
   await step("a wrong password shows the API's message", async () => {
@@ -284,6 +396,49 @@ try {
     await click(tab, '#login-submit');
     assert.equal(await visibleView(tab), 'view-login');
     assert.equal(await text(tab, '#error-message'), 'invalid email or password');
+  });
+
+  let secondLink;
+
+  await step('the right password before verifying: 403, and a new link can be asked for', async () => {
+    await tab.fill('#login-password', PASSWORD);
+    const login = await clickForAnswer(tab, '#login-submit', '/api/auth/login');
+    assert.equal(login.status(), 403);
+    assert.equal((await login.json()).code, 'email_not_verified');
+    assert.equal(await visibleView(tab), 'view-login');
+    assert.ok(await tab.locator('#resend-verification').isVisible(), 'the resend button shows');
+    const resend = await clickForAnswer(tab, '#resend-submit', '/api/auth/verify-email/resend');
+    assert.equal(resend.status(), 202);
+    assert.equal(await text(tab, '#notice'), (await resend.json()).message);
+    assert.ok(await tab.locator('#resend-verification').isHidden());
+    secondLink = linkIn(await waitForMail({ to: EMAIL, kind: 'verify_email' }), 'verify-email');
+    assert.notEqual(secondLink, firstLink);
+  });
+
+  await step('the first link, superseded by the second, is refused with a hint', async () => {
+    const page = await openLink(context, firstLink);
+    assert.equal(await visibleView(page), 'view-verify-email');
+    const answer = await clickForAnswer(page, '#verify-submit', '/api/auth/verify-email');
+    assert.equal(answer.status(), 400);
+    assert.equal((await answer.json()).code, 'link_invalid');
+    assert.equal(await visibleView(page), 'view-verify-email');
+    assert.equal(await text(page, '#error-message'), (await answer.json()).message);
+    assert.ok(await page.locator('#view-verify-email .link-hint').isVisible(), 'how to get a new link');
+    await page.close();
+  });
+
+  await step('opening the second link sends nothing; its button verifies the address', async () => {
+    const page = await openLink(context, secondLink);
+    assert.equal(await visibleView(page), 'view-verify-email');
+    // The token is still good after the page load: the button's POST is its first use.
+    const answer = await clickForAnswer(page, '#verify-submit', '/api/auth/verify-email');
+    assert.equal(answer.status(), 200);
+    assert.equal((await answer.json()).data.user.verified, true);
+    assert.equal(await text(page, '#notice'), `Thank you: ${EMAIL} is verified.`);
+    assert.equal(await visibleView(page), 'view-login', 'verifying does not log in');
+    assert.equal(await page.inputValue('#login-email'), EMAIL);
+    assert.equal(new URL(page.url()).pathname, '/', "back on the app's own address");
+    await page.close();
   });
 
   const desktopAgent = await tab.evaluate(() => navigator.userAgent);
@@ -523,6 +678,85 @@ try {
     await settled(tab);
     assert.equal(await visibleView(tab), 'view-login', 'a reload stays on the sign-in view');
   });
+
+  // ---- the mail links, signed out and signed in --------------------------------------
+
+  let resetLink;
+
+  await step('forgot password: the reset link is mailed', async () => {
+    await click(tab, '#show-forgot');
+    assert.equal(await visibleView(tab), 'view-forgot');
+    await tab.fill('#forgot-email', EMAIL);
+    const answer = await clickForAnswer(tab, '#forgot-submit', '/api/auth/forgot-password');
+    assert.equal(answer.status(), 202);
+    assert.equal(await visibleView(tab), 'view-login');
+    assert.equal(await text(tab, '#notice'), (await answer.json()).message);
+    resetLink = linkIn(await waitForMail({ to: EMAIL, kind: 'reset_password' }), 'reset-password');
+  });
+
+  await step("the reset link's page sends nothing on load; its form sets a new password", async () => {
+    const page = await openLink(context, resetLink);
+    assert.equal(await visibleView(page), 'view-reset-password');
+    await page.fill('#reset-password', NEW_PASSWORD);
+    await page.fill('#reset-password-confirm', 'not the same');
+    await click(page, '#reset-submit');
+    assert.equal(await visibleView(page), 'view-reset-password');
+    assert.equal(await text(page, '#reset-form [data-error-for="passwordConfirm"]'), 'must match password');
+    await page.fill('#reset-password-confirm', NEW_PASSWORD);
+    const answer = await clickForAnswer(page, '#reset-submit', '/api/auth/reset-password');
+    assert.equal(answer.status(), 200);
+    assert.equal(await visibleView(page), 'view-login', 'a reset does not log in');
+    assert.equal(await text(page, '#notice'), 'Your password has been changed. Sign in with your new password.');
+    assert.deepEqual(await context.cookies(), [], 'the reset set no cookie');
+    await waitForMail({ to: EMAIL, kind: 'password_changed' });
+    await page.close();
+  });
+
+  await step('signs in with the new password, not with the old one', async () => {
+    await tab.fill('#login-email', EMAIL);
+    await tab.fill('#login-password', PASSWORD);
+    await click(tab, '#login-submit');
+    assert.equal(await text(tab, '#error-message'), 'invalid email or password');
+    await signIn(tab, { password: NEW_PASSWORD });
+  });
+
+  await step('change email: a wrong password is shown as such', async () => {
+    await tab.fill('#email-new', NEW_EMAIL);
+    await tab.fill('#email-password', 'not the password');
+    const answer = await clickForAnswer(tab, '#email-submit', '/api/users/me/email');
+    assert.equal(answer.status(), 401);
+    assert.equal((await answer.json()).code, 'invalid_credentials');
+    await assertSignedIn(tab);
+    assert.equal(await text(tab, '#error-message'), 'Wrong password.');
+    assert.equal(await text(tab, '#email-form [data-error-for="password"]'), 'wrong password');
+  });
+
+  let confirmLink;
+
+  await step('change email: the new address gets a link; the address stays until it is used', async () => {
+    await tab.fill('#email-new', NEW_EMAIL);
+    await tab.fill('#email-password', NEW_PASSWORD);
+    const answer = await clickForAnswer(tab, '#email-submit', '/api/users/me/email');
+    assert.equal(answer.status(), 202);
+    assert.equal(await text(tab, '#notice'), (await answer.json()).message);
+    assert.equal(await tab.inputValue('#email-new'), '', 'the form is cleared');
+    await click(tab, '#reload-profile');
+    await assertSignedIn(tab);
+    confirmLink = linkIn(await waitForMail({ to: NEW_EMAIL, kind: 'confirm_email' }), 'confirm-email');
+  });
+
+  await step("the confirm link's page sends nothing on load; its button moves the account", async () => {
+    const page = await openLink(context, confirmLink);
+    assert.equal(await visibleView(page), 'view-confirm-email');
+    const answer = await clickForAnswer(page, '#confirm-submit', '/api/auth/confirm-email');
+    assert.equal(answer.status(), 200);
+    assert.equal(await text(page, '#notice'), `Your email address is now ${NEW_EMAIL}.`);
+    await assertSignedIn(page, "the link's tab", NEW_EMAIL);
+    await click(tab, '#reload-profile');
+    await assertSignedIn(tab, 'the first tab', NEW_EMAIL);
+    await waitForMail({ to: EMAIL, kind: 'email_changed' });
+    await page.close();
+  });
 } catch (error) {
   if (!failed) console.log('not ok - setting up');
   console.error(error);
@@ -530,5 +764,6 @@ try {
 } finally {
   await browser.close();
   server.close();
+  smtp.close();
 }
 if (!process.exitCode) console.log('all passed');

@@ -43,6 +43,24 @@ pub enum Job {
     Notice { kind: Kind, to: String },
 }
 
+impl Job {
+    /// Register's first link and the notices are never dropped (see `Mailer::submit`).
+    pub fn is_kept(&self) -> bool {
+        matches!(self, Job::Welcome { .. } | Job::Notice { .. })
+    }
+
+    /// The kind of mail the job may lead to, for the metrics.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Job::Welcome { .. } | Job::Resend { .. } => Kind::VerifyEmail,
+            Job::Forgot { .. } => Kind::ResetPassword,
+            Job::SignupAttempt { .. } => Kind::SignupAttempt,
+            Job::ChangeAddress { .. } => Kind::ConfirmEmail,
+            Job::Notice { kind, .. } => *kind,
+        }
+    }
+}
+
 pub struct Worker {
     pub stores: Arc<Stores>,
     pub attempts: LoginAttempts,
@@ -54,9 +72,20 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub async fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job>) {
+    /// Works on `kept` first, then on `jobs`, until both are closed.
+    pub async fn run(
+        self: Arc<Self>,
+        mut kept: mpsc::UnboundedReceiver<Job>,
+        mut jobs: mpsc::Receiver<Job>,
+    ) {
         let permits = Arc::new(Semaphore::new(WORKERS));
-        while let Some(job) = jobs.recv().await {
+        loop {
+            let job = tokio::select! {
+                biased;
+                Some(job) = kept.recv() => job,
+                Some(job) = jobs.recv() => job,
+                else => return,
+            };
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };

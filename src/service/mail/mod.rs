@@ -12,12 +12,14 @@ pub mod message;
 pub mod sender;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use lettre::message::Mailbox;
 use prometheus::{IntCounterVec, IntGauge};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
+use crate::clock::now_ms;
 use crate::config::MailSettings;
 use crate::service::attempts::LoginAttempts;
 use crate::store::Stores;
@@ -25,9 +27,13 @@ use crate::store::Stores;
 pub use jobs::Job;
 pub use message::Kind;
 
-/// Jobs waiting for the worker; past this, a job is dropped with a log line (the request
-/// still answers as always: it promised nothing more).
+/// Jobs that anyone can ask for (forgot-password, resend, ...) waiting for the worker; past
+/// this, such a job is dropped (the request still answers as always: it promised nothing
+/// more). Register's first link and the notices have a queue of their own that drops
+/// nothing: each of them cost a password hash, which bounds how fast they come.
 const QUEUE: usize = 4096;
+/// At most one log line per this many milliseconds about dropped jobs.
+const DROP_LOG_EVERY_MS: i64 = 10_000;
 
 /// What the mail parts need from the rest of the service.
 pub struct MailParts {
@@ -43,6 +49,10 @@ pub struct MailParts {
 
 pub struct Mailer {
     jobs: mpsc::Sender<Job>,
+    kept: mpsc::UnboundedSender<Job>,
+    sent: IntCounterVec,
+    /// When a dropped job was last logged (Unix ms).
+    drop_logged_at: AtomicI64,
     wake: Arc<Notify>,
     /// `REQUIRE_VERIFIED_EMAIL`.
     pub require_verified: bool,
@@ -64,6 +74,7 @@ impl Mailer {
         let seal = Arc::new(link::Seal::new(&parts.seal_secret)?);
         let wake = Arc::new(Notify::new());
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let (kept, kept_queue) = mpsc::unbounded_channel();
         let worker = Arc::new(jobs::Worker {
             stores: parts.stores.clone(),
             attempts: parts.attempts,
@@ -80,25 +91,51 @@ impl Mailer {
             app_url: settings.app_url.clone(),
             seal,
             wake: wake.clone(),
-            sent: parts.sent,
+            sent: parts.sent.clone(),
             depth: parts.depth,
         };
         let tasks = vec![
-            tokio::spawn(worker.run(queue)).abort_handle(),
+            tokio::spawn(worker.run(kept_queue, queue)).abort_handle(),
             tokio::spawn(sender.run()).abort_handle(),
         ];
         Ok(Mailer {
             jobs,
+            kept,
+            sent: parts.sent,
+            drop_logged_at: AtomicI64::new(0),
             wake,
             require_verified: settings.require_verified,
             tasks,
         })
     }
 
-    /// Hands `job` to the worker; never waits.
+    /// Hands `job` to the worker; never waits. Only a job that anyone may ask for, again
+    /// and again, can be dropped, when the worker is that far behind.
     pub fn submit(&self, job: Job) {
-        if let Err(e) = self.jobs.try_send(job) {
-            tracing::warn!(error = %e, "mail job dropped: the mail queue is full");
+        if job.is_kept() {
+            if self.kept.send(job).is_err() {
+                tracing::error!("mail job lost: the mail worker has stopped");
+            }
+            return;
+        }
+        let kind = job.kind();
+        if self.jobs.try_send(job).is_err() {
+            self.sent
+                .with_label_values(&[kind.as_str(), "dropped"])
+                .inc();
+            let now = now_ms();
+            let last = self.drop_logged_at.load(Ordering::Relaxed);
+            if now - last >= DROP_LOG_EVERY_MS
+                && self
+                    .drop_logged_at
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    "mail requests dropped: the mail queue is full (mail_sent_total \
+                     {{outcome=\"dropped\"}} counts them; this line comes at most every 10 s)"
+                );
+            }
         }
     }
 

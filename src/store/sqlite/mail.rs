@@ -272,6 +272,19 @@ impl MailStore for Mail {
     }
 
     async fn claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Queued>> {
+        // Looked for on a reader first: an idle sender must not take the one writer every
+        // time it looks.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox WHERE next_at <= ? AND lease_until <= ? LIMIT 1",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.db.reader)
+        .await
+        .map_err(fail)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.db.write().await?;
         let rows = sqlx::query(
             "UPDATE outbox SET lease_until = ?, attempts = attempts + 1
