@@ -12,7 +12,10 @@ CREATE TABLE email_tokens (
     -- What the user must still be for the link to work: the password hash at issue (reset)
     -- or the address it moves from (confirm); empty for verify.
     bound      TEXT    NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    -- When the link was asked for (Unix microseconds): of two requests, the later one's link
+    -- is the one that stays, whatever order they were worked on.
+    requested_at INTEGER NOT NULL
 ) STRICT;
 
 CREATE INDEX email_tokens_by_user ON email_tokens (user_id, purpose);

@@ -44,6 +44,8 @@ pub struct NewLink {
     pub bound: String,
     /// Unix milliseconds.
     pub expires_at: i64,
+    /// When the link was asked for (Unix microseconds).
+    pub requested_at: i64,
 }
 
 /// A message for the outbox. The token (if any) travels sealed: a copy of the database
@@ -76,6 +78,8 @@ pub enum Issued {
     Done,
     /// The user changed (or went) since it was read: nothing was written.
     Stale,
+    /// A link of the purpose asked for later already exists: nothing was written.
+    Superseded,
 }
 
 /// What came of spending a link.
@@ -95,7 +99,8 @@ pub enum Spent {
 #[allow(async_fn_in_trait)] // Only ever called on the concrete enum, never through `dyn`.
 pub trait MailStore {
     /// Stores `link` and queues `mail`, in one transaction, if the user is still as the link
-    /// requires (see `NewLink`); the user's older links of the same purpose die with it.
+    /// requires (see `NewLink`) and has no link of the purpose asked for later; the user's
+    /// older links of the same purpose die with it.
     async fn issue(&self, link: &NewLink, mail: &Outgoing) -> Result<Issued>;
 
     /// Queues a message that carries no link (a notice).

@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use reqwest::Method;
 use rs256_auth::clock::{ExpiresAt, now_ms};
-use rs256_auth::config::Settings;
 use rs256_auth::domain::User;
-use rs256_auth::domain::{Email, NewUser};
 use rs256_auth::store::Stores;
 use rs256_auth::store::sessions::{
     Created, Device, NewSession, SessionStore, TokenEntry, TokenRef, Vouched,
 };
-use rs256_auth::store::users::{Changed, Inserted, UserStore};
+use rs256_auth::store::users::{Changed, UserStore};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -276,28 +274,6 @@ async fn no_login_outlives_the_deletion_of_the_account() {
         for session in &stolen {
             assert_session_ended(&app, session).await;
         }
-    }
-}
-
-/// A second set of stores on the app's own, as another instance would open them.
-async fn stores_of(app: &TestApp) -> Stores {
-    let mut vars = base_settings();
-    vars.extend(app.store.vars());
-    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-    Stores::open(&settings).await.expect("stores")
-}
-
-/// A new user, straight into the store, with a hash that no password matches.
-async fn inserted(stores: &Stores) -> User {
-    let new = NewUser {
-        name: "Ada".into(),
-        email: Email::normalize(&unique_email()),
-        password_hash: "an old hash".into(),
-        photo: "default.png".into(),
-    };
-    match stores.users.insert(&new).await.unwrap() {
-        Inserted::Created(user) => user,
-        Inserted::EmailTaken => panic!("a fresh email is taken"),
     }
 }
 

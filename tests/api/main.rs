@@ -27,6 +27,7 @@ mod mail_delivery;
 mod mail_limits;
 mod mail_links;
 mod mail_reset;
+mod mail_store;
 mod me;
 mod openapi;
 mod operations;

@@ -43,6 +43,14 @@ pub enum Job {
     Notice { kind: Kind, to: String },
 }
 
+/// A job and when it was asked for (Unix microseconds): of two links of one purpose, the one
+/// asked for later stays, whatever order the worker gets to them in.
+#[derive(Debug)]
+pub struct Asked {
+    pub job: Job,
+    pub at: i64,
+}
+
 impl Job {
     /// Register's first link and the notices are never dropped (see `Mailer::submit`).
     pub fn is_kept(&self) -> bool {
@@ -75,8 +83,8 @@ impl Worker {
     /// Works on `kept` first, then on `jobs`, until both are closed.
     pub async fn run(
         self: Arc<Self>,
-        mut kept: mpsc::UnboundedReceiver<Job>,
-        mut jobs: mpsc::Receiver<Job>,
+        mut kept: mpsc::UnboundedReceiver<Asked>,
+        mut jobs: mpsc::Receiver<Asked>,
     ) {
         let permits = Arc::new(Semaphore::new(WORKERS));
         loop {
@@ -99,12 +107,12 @@ impl Worker {
         }
     }
 
-    async fn work(&self, job: Job) -> Result<()> {
+    async fn work(&self, Asked { job, at }: Asked) -> Result<()> {
         let users = &self.stores.users;
         match job {
             Job::Welcome { user } => {
                 if let Some(user) = users.by_id(user).await?.filter(|u| !u.verified) {
-                    self.link(&user, Purpose::Verify, Kind::VerifyEmail, &user.email)
+                    self.link(&user, Purpose::Verify, Kind::VerifyEmail, &user.email, at)
                         .await?;
                 }
             }
@@ -113,12 +121,14 @@ impl Worker {
                 if let Some(user) = user
                     && self.allowed(&user.email, Kind::VerifyEmail).await?
                 {
-                    self.link(&user, Purpose::Verify, Kind::VerifyEmail, &user.email)
+                    self.link(&user, Purpose::Verify, Kind::VerifyEmail, &user.email, at)
                         .await?;
                 }
             }
-            Job::Forgot { email } => self.reset_link(&email, Kind::ResetPassword).await?,
-            Job::SignupAttempt { email } => self.reset_link(&email, Kind::SignupAttempt).await?,
+            Job::Forgot { email } => self.reset_link(&email, Kind::ResetPassword, at).await?,
+            Job::SignupAttempt { email } => {
+                self.reset_link(&email, Kind::SignupAttempt, at).await?;
+            }
             Job::ChangeAddress { user, to } => {
                 if !self.allowed(to.as_str(), Kind::ConfirmEmail).await? {
                     return Ok(());
@@ -126,7 +136,7 @@ impl Worker {
                 if users.by_email(&to).await?.is_some() {
                     self.notice(Kind::AddressTaken, to.as_str()).await?;
                 } else if let Some(user) = users.by_id(user).await? {
-                    self.link(&user, Purpose::Confirm, Kind::ConfirmEmail, to.as_str())
+                    self.link(&user, Purpose::Confirm, Kind::ConfirmEmail, to.as_str(), at)
                         .await?;
                 }
             }
@@ -135,11 +145,12 @@ impl Worker {
         Ok(())
     }
 
-    async fn reset_link(&self, email: &Email, kind: Kind) -> Result<()> {
+    async fn reset_link(&self, email: &Email, kind: Kind, at: i64) -> Result<()> {
         if let Some(user) = self.stores.users.by_email(email).await?
             && self.allowed(&user.email, kind).await?
         {
-            self.link(&user, Purpose::Reset, kind, &user.email).await?;
+            self.link(&user, Purpose::Reset, kind, &user.email, at)
+                .await?;
         }
         Ok(())
     }
@@ -161,8 +172,16 @@ impl Worker {
         Ok(true)
     }
 
-    /// Issues a link of `purpose` for `user` as read, and queues its message to `to`.
-    async fn link(&self, user: &User, purpose: Purpose, kind: Kind, to: &str) -> Result<()> {
+    /// Issues a link of `purpose` for `user` as read, asked for `at`, and queues its message
+    /// to `to`.
+    async fn link(
+        &self,
+        user: &User,
+        purpose: Purpose,
+        kind: Kind,
+        to: &str,
+        at: i64,
+    ) -> Result<()> {
         let (token, hash) = new_token().map_err(|_| AppError::internal("no randomness"))?;
         let (address, bound, ttl) = match purpose {
             Purpose::Verify => (user.email.clone(), String::new(), self.verify_ttl),
@@ -181,6 +200,7 @@ impl Worker {
             address,
             bound,
             expires_at: now_ms().saturating_add(ttl_ms),
+            requested_at: at,
         };
         let sealed = self
             .seal
@@ -200,6 +220,10 @@ impl Worker {
             Issued::Stale => {
                 tracing::info!(kind = kind.as_str(), to = %mask(to),
                     "mail not queued: the user changed meanwhile");
+            }
+            Issued::Superseded => {
+                tracing::info!(kind = kind.as_str(), to = %mask(to),
+                    "mail not queued: a link asked for later exists");
             }
         }
         Ok(())

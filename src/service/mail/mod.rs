@@ -24,6 +24,7 @@ use crate::config::MailSettings;
 use crate::service::attempts::LoginAttempts;
 use crate::store::Stores;
 
+use jobs::Asked;
 pub use jobs::Job;
 pub use message::Kind;
 
@@ -32,6 +33,11 @@ pub use message::Kind;
 /// more). Register's first link and the notices have a queue of their own that drops
 /// nothing: each of them cost a password hash, which bounds how fast they come.
 const QUEUE: usize = 4096;
+/// Now, in Unix microseconds: when a job was asked for.
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// At most one log line per this many milliseconds about dropped jobs.
 const DROP_LOG_EVERY_MS: i64 = 10_000;
 
@@ -48,8 +54,8 @@ pub struct MailParts {
 }
 
 pub struct Mailer {
-    jobs: mpsc::Sender<Job>,
-    kept: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Asked>,
+    kept: mpsc::UnboundedSender<Asked>,
     sent: IntCounterVec,
     /// When a dropped job was last logged (Unix ms).
     drop_logged_at: AtomicI64,
@@ -112,13 +118,17 @@ impl Mailer {
     /// Hands `job` to the worker; never waits. Only a job that anyone may ask for, again
     /// and again, can be dropped, when the worker is that far behind.
     pub fn submit(&self, job: Job) {
-        if job.is_kept() {
+        let job = Asked {
+            job,
+            at: now_micros(),
+        };
+        if job.job.is_kept() {
             if self.kept.send(job).is_err() {
                 tracing::error!("mail job lost: the mail worker has stopped");
             }
             return;
         }
-        let kind = job.kind();
+        let kind = job.job.kind();
         if self.jobs.try_send(job).is_err() {
             self.sent
                 .with_label_values(&[kind.as_str(), "dropped"])

@@ -101,6 +101,20 @@ impl MailStore for Mail {
         if still.is_none() {
             return Ok(Issued::Stale);
         }
+        // Under the user's row lock: the links of the user cannot change meanwhile.
+        let newer = sqlx::query_scalar!(
+            r#"SELECT 1 AS "one!" FROM email_tokens
+               WHERE user_id = $1 AND purpose = $2 AND requested_at > $3"#,
+            link.user,
+            link.purpose.as_str(),
+            link.requested_at,
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if newer.is_some() {
+            return Ok(Issued::Superseded);
+        }
         sqlx::query!(
             "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2",
             link.user,
@@ -110,14 +124,16 @@ impl MailStore for Mail {
         .await
         .map_err(fail)?;
         sqlx::query!(
-            r#"INSERT INTO email_tokens (hash, purpose, user_id, address, bound, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6)"#,
+            r#"INSERT INTO email_tokens
+                   (hash, purpose, user_id, address, bound, expires_at, requested_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
             &link.hash[..],
             link.purpose.as_str(),
             link.user,
             link.address,
             link.bound,
             link.expires_at,
+            link.requested_at,
         )
         .execute(&mut *tx)
         .await

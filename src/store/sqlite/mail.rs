@@ -140,6 +140,18 @@ impl MailStore for Mail {
         if still.is_none() {
             return Ok(Issued::Stale);
         }
+        let newer: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM email_tokens WHERE user_id = ? AND purpose = ? AND requested_at > ?",
+        )
+        .bind(&user)
+        .bind(link.purpose.as_str())
+        .bind(link.requested_at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if newer.is_some() {
+            return Ok(Issued::Superseded);
+        }
         sqlx::query("DELETE FROM email_tokens WHERE user_id = ? AND purpose = ?")
             .bind(&user)
             .bind(link.purpose.as_str())
@@ -147,8 +159,9 @@ impl MailStore for Mail {
             .await
             .map_err(fail)?;
         sqlx::query(
-            "INSERT INTO email_tokens (hash, purpose, user_id, address, bound, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO email_tokens
+                 (hash, purpose, user_id, address, bound, expires_at, requested_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&link.hash[..])
         .bind(link.purpose.as_str())
@@ -156,6 +169,7 @@ impl MailStore for Mail {
         .bind(&link.address)
         .bind(&link.bound)
         .bind(link.expires_at)
+        .bind(link.requested_at)
         .execute(&mut *tx)
         .await
         .map_err(fail)?;

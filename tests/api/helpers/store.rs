@@ -1,10 +1,36 @@
 //! Reading and changing what the app stored, behind its back: the users' database, and the
 //! session and counter entries (in Redis, or in the SQLite file under the same names).
 
+use rs256_auth::config::Settings;
+use rs256_auth::domain::{Email, NewUser, User};
+use rs256_auth::store::Stores;
+use rs256_auth::store::users::{Inserted, UserStore};
 use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
 use uuid::Uuid;
 
-use super::{TestApp, TestStore};
+use super::{TestApp, TestStore, base_settings, unique_email};
+
+/// A second set of stores on the app's own, as another instance would open them.
+pub async fn stores_of(app: &TestApp) -> Stores {
+    let mut vars = base_settings();
+    vars.extend(app.store.vars());
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
+    Stores::open(&settings).await.expect("stores")
+}
+
+/// A new user, straight into the store, with a hash that no password matches.
+pub async fn inserted(stores: &Stores) -> User {
+    let new = NewUser {
+        name: "Ada".into(),
+        email: Email::normalize(&unique_email()),
+        password_hash: "an old hash".into(),
+        photo: "default.png".into(),
+    };
+    match stores.users.insert(&new).await.expect("insert") {
+        Inserted::Created(user) => user,
+        Inserted::EmailTaken => panic!("a fresh email is taken"),
+    }
+}
 
 /// One stored entry as Redis would list it: key without the prefix, milliseconds left, value.
 /// The embedded store's rows are listed under the same names, so that one test pins both.
