@@ -103,8 +103,8 @@ pub struct Settings {
     pub mail: MailSettings,
 }
 
-/// Mail (docs/api.md, Email).
-#[derive(Clone, Debug)]
+/// Mail (docs/api.md, Email). `Debug` leaves out `SMTP_URL`, which may hold a password.
+#[derive(Clone)]
 pub struct MailSettings {
     /// `SMTP_URL`; `None`: `.eml` files in `dir`.
     pub smtp_url: Option<String>,
@@ -541,6 +541,18 @@ fn is_origin(raw: &str) -> bool {
         && uri
             .path_and_query()
             .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp", &self.smtp_url.as_ref().map(|_| "[set]"))
+            .field("from", &self.from)
+            .field("dir", &self.dir)
+            .field("app_url", &self.app_url)
+            .field("require_verified", &self.require_verified)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An origin, or an origin and a path: where the SPA's pages are. No query or fragment, since

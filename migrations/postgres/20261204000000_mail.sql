@@ -10,9 +10,10 @@ CREATE TABLE email_tokens (
     user_id    uuid         NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     -- Where the link was sent (a confirm link: the new address).
     address    varchar(254) NOT NULL,
-    -- What the user must still be for the link to work: the password hash at issue (reset)
-    -- or the address it moves from (confirm); empty for verify.
-    bound      text         NOT NULL,
+    -- What the user must still be for the link to work: at this address, and (reset,
+    -- confirm) with this password hash, as when the link was asked for.
+    bound_email    varchar(254) NOT NULL,
+    bound_password text,
     expires_at bigint       NOT NULL,
     -- When the link was asked for (Unix microseconds): of two requests, the later one's link
     -- is the one that stays, whatever order they were worked on.

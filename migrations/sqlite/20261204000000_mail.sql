@@ -9,9 +9,10 @@ CREATE TABLE email_tokens (
     user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     -- Where the link was sent (a confirm link: the new address).
     address    TEXT    NOT NULL,
-    -- What the user must still be for the link to work: the password hash at issue (reset)
-    -- or the address it moves from (confirm); empty for verify.
-    bound      TEXT    NOT NULL,
+    -- What the user must still be for the link to work: at this address, and (reset,
+    -- confirm) with this password hash, as when the link was asked for.
+    bound_email    TEXT NOT NULL,
+    bound_password TEXT,
     expires_at INTEGER NOT NULL,
     -- When the link was asked for (Unix microseconds): of two requests, the later one's link
     -- is the one that stays, whatever order they were worked on.

@@ -39,17 +39,26 @@ struct AddressForm<'a> {
 /// A link's token from the body, or the body's `validation_failed`.
 fn token_of(body: &serde_json::Value) -> Result<String> {
     let mut fields = Fields::of(body)?;
-    let token = fields.required("token");
+    let token = required_token(&mut fields);
     if !fields.errors.is_empty() {
         return Err(AppError::ValidationFailed(fields.errors));
     }
-    if token.is_empty() || token.chars().count() > TOKEN_MAX_CHARS {
-        return Err(AppError::validation(
+    Ok(token.to_owned())
+}
+
+/// `fields`' `token`, with an error added if it is missing, not a string, or of a length no
+/// token has.
+fn required_token<'a>(fields: &mut Fields<'a>) -> &'a str {
+    let token = fields.required("token");
+    if !fields.errors.iter().any(|e| e.field == "token")
+        && (token.is_empty() || token.chars().count() > TOKEN_MAX_CHARS)
+    {
+        fields.errors.push(FieldError::new(
             "token",
             format!("must be 1 to {TOKEN_MAX_CHARS} characters"),
         ));
     }
-    Ok(token.to_owned())
+    token
 }
 
 /// A valid address from `fields`' `email`, or its error added to `fields`.
@@ -207,20 +216,12 @@ pub async fn reset(
 ) -> Result<HttpResponse> {
     let JsonObject(body) = body.into_inner();
     let mut fields = Fields::of(&body)?;
-    let token = fields.required("token");
+    let token = required_token(&mut fields);
     let form = NewPassword {
         password: fields.required("password"),
         password_confirm: fields.required("passwordConfirm"),
     };
     let mut errors = std::mem::take(&mut fields.errors);
-    if !errors.iter().any(|e| e.field == "token")
-        && (token.is_empty() || token.chars().count() > TOKEN_MAX_CHARS)
-    {
-        errors.push(FieldError::new(
-            "token",
-            format!("must be 1 to {TOKEN_MAX_CHARS} characters"),
-        ));
-    }
     add_rule_errors(&mut errors, form.validate());
     if !errors.is_empty() {
         errors.sort_by(|a, b| a.field.cmp(&b.field));

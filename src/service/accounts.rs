@@ -65,7 +65,7 @@ impl AccountFlows {
         };
         match core.stores.users.insert(&new).await? {
             Inserted::Created(user) => {
-                core.mail.submit(Job::Welcome { user: user.id });
+                core.mail.welcome(&user).await?;
                 Ok(if core.mail.require_verified {
                     Registered::Pending
                 } else {
@@ -110,6 +110,8 @@ impl AccountFlows {
         if core.stores.users.set_password(user.id, &hash).await? == Changed::NoSuchUser {
             return Err(gone_user());
         }
+        // Before the sessions: the notice must not depend on Redis answering.
+        core.mail.notice(Kind::PasswordChanged, &user.email).await?;
         // The stamp before the sweep: a login that checked the old password and writes its
         // session after the sweep finds the stamp moved (see `SessionFlows::login`).
         core.user_changed(user.id).await?;
@@ -117,10 +119,6 @@ impl AccountFlows {
             .sessions
             .end_all(user.id, Some(change.keep))
             .await?;
-        core.mail.submit(Job::Notice {
-            kind: Kind::PasswordChanged,
-            to: user.email.clone(),
-        });
         Ok(())
     }
 
@@ -134,12 +132,9 @@ impl AccountFlows {
         if core.stores.users.delete(user.id).await? == Changed::NoSuchUser {
             return Err(gone_user());
         }
+        core.mail.notice(Kind::AccountDeleted, &user.email).await?;
         core.user_changed(user.id).await?;
         core.stores.sessions.end_all(user.id, None).await?;
-        core.mail.submit(Job::Notice {
-            kind: Kind::AccountDeleted,
-            to: user.email.clone(),
-        });
         Ok(())
     }
 }

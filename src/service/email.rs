@@ -9,8 +9,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use uuid::Uuid;
-
 use crate::clock::now_ms;
 use crate::domain::{Email, User};
 use crate::error::{AppError, Result};
@@ -18,7 +16,7 @@ use crate::service::attempts::Verdict;
 use crate::service::core::Core;
 use crate::service::mail::link::hash_of;
 use crate::service::mail::{Job, Kind};
-use crate::store::mail::{MailStore, Outgoing, Purpose, Spent};
+use crate::store::mail::{MailStore, Notice, Purpose, Spent};
 use crate::store::sessions::SessionStore;
 
 pub struct EmailFlows {
@@ -72,7 +70,7 @@ impl EmailFlows {
             return Err(AppError::LinkInvalid);
         }
         let password_hash = core.passwords.hash(password).await?;
-        let notice = notice(Kind::PasswordChanged);
+        let notice = Notice::new(Kind::PasswordChanged.as_str());
         let spent = core
             .stores
             .mail
@@ -98,12 +96,21 @@ impl EmailFlows {
         ip: Option<IpAddr>,
     ) -> Result<()> {
         let core = &self.core;
-        core.check_password(&Email::normalize(&user.email), password, ip)
+        // Each asks for a mail to an address of the caller's choice: counted like the
+        // requests for a link, on top of the password's own count.
+        self.count_ip(ip).await?;
+        let checked = core
+            .check_password(&Email::normalize(&user.email), password, ip)
             .await?;
-        if to.as_str() == user.email {
+        if to.as_str() == checked.email {
             return Err(AppError::validation("email", "is already your address"));
         }
-        core.mail.submit(Job::ChangeAddress { user: user.id, to });
+        core.mail.submit(Job::ChangeAddress {
+            user: checked.id,
+            email: checked.email,
+            password_hash: checked.password_hash,
+            to,
+        });
         Ok(())
     }
 
@@ -113,7 +120,7 @@ impl EmailFlows {
         let Some(hash) = hash_of(token) else {
             return Err(AppError::LinkInvalid);
         };
-        let notice = notice(Kind::EmailChanged);
+        let notice = Notice::new(Kind::EmailChanged.as_str());
         let spent = self
             .core
             .stores
@@ -150,15 +157,5 @@ impl EmailFlows {
             Verdict::Allowed => Ok(()),
             Verdict::Limited { retry_after } => Err(AppError::rate_limited(retry_after)),
         }
-    }
-}
-
-/// A notice written with a change; the store fills in its recipient.
-fn notice(kind: Kind) -> Outgoing {
-    Outgoing {
-        id: Uuid::new_v4(),
-        kind: kind.as_str(),
-        recipient: String::new(),
-        sealed: None,
     }
 }

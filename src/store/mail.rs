@@ -30,18 +30,17 @@ impl Purpose {
 }
 
 /// A link's token as stored: its SHA-256 only, and what it was issued for. The user must
-/// still be as it was at issue for the token to work: at `address` (verify, reset) or at
-/// `bound` (confirm: the address it moves from), and for a reset with the password hash
-/// `bound` (a password changed since kills the link).
-#[derive(Debug, Clone)]
+/// still be at `bound_email`, and where `bound_password` is given still have that password
+/// hash, for the link to be issued and to work: a link dies with the address, and a reset or
+/// confirm link with the password, it was asked for under.
 pub struct NewLink {
     pub hash: [u8; 32],
     pub purpose: Purpose,
     pub user: Uuid,
     /// Where the link was sent: the user's address, or the new one for a confirm.
     pub address: String,
-    /// Reset: the password hash at issue. Confirm: the user's address at issue. Verify: empty.
-    pub bound: String,
+    pub bound_email: String,
+    pub bound_password: Option<String>,
     /// Unix milliseconds.
     pub expires_at: i64,
     /// When the link was asked for (Unix microseconds).
@@ -49,8 +48,8 @@ pub struct NewLink {
 }
 
 /// A message for the outbox. The token (if any) travels sealed: a copy of the database
-/// opens no mailbox (`service::mail::seal`).
-#[derive(Debug, Clone)]
+/// opens no mailbox (`service::mail::link::Seal`).
+#[derive(Clone)]
 pub struct Outgoing {
     pub id: Uuid,
     pub kind: &'static str,
@@ -58,8 +57,8 @@ pub struct Outgoing {
     pub sealed: Option<Vec<u8>>,
 }
 
-/// A message taken from the outbox to send, leased to this instance.
-#[derive(Debug, Clone)]
+/// A message taken from the outbox to send, leased to this instance until `lease_until`.
+#[derive(Clone)]
 pub struct Queued {
     pub id: Uuid,
     pub kind: String,
@@ -69,6 +68,32 @@ pub struct Queued {
     pub attempts: i32,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The lease this claim wrote: `remove` and `retry` act only while it is still ours.
+    pub lease_until: i64,
+}
+
+/// A notice written with a change: its id and kind; the store addresses it.
+pub struct Notice {
+    pub id: Uuid,
+    pub kind: &'static str,
+}
+
+impl Notice {
+    pub fn new(kind: &'static str) -> Self {
+        Notice {
+            id: Uuid::new_v4(),
+            kind,
+        }
+    }
+
+    pub fn to(&self, recipient: &str) -> Outgoing {
+        Outgoing {
+            id: self.id,
+            kind: self.kind,
+            recipient: recipient.to_owned(),
+            sealed: None,
+        }
+    }
 }
 
 /// What came of issuing a link.
@@ -114,29 +139,29 @@ pub trait MailStore {
     async fn verify(&self, hash: &[u8; 32], now: i64) -> Result<Spent>;
 
     /// Spends a reset link: the password becomes `password_hash`, the address is verified,
-    /// and `notice` (its recipient is filled in: the user's address) is queued, in one
-    /// transaction.
+    /// and a notice of `notice` kind goes to the user's address, in one transaction.
     async fn reset(
         &self,
         hash: &[u8; 32],
         password_hash: &str,
         now: i64,
-        notice: &Outgoing,
+        notice: &Notice,
     ) -> Result<Spent>;
 
-    /// Spends a confirm link: the user moves to the new address, verified, and `notice`
-    /// (its recipient is filled in: the old address) is queued, in one transaction.
-    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Outgoing) -> Result<Spent>;
+    /// Spends a confirm link: the user moves to the new address, verified, and a notice of
+    /// `notice` kind goes to the old address, in one transaction.
+    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Notice) -> Result<Spent>;
 
     /// Up to `limit` messages due at `now`, leased to the caller until `lease_until`: while
     /// the lease runs no other instance takes them, and if the caller dies they come back.
     async fn claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Queued>>;
 
-    /// The message is delivered, or given up: it leaves the outbox.
-    async fn remove(&self, id: Uuid) -> Result<()>;
+    /// The message is delivered, or given up: it leaves the outbox, if the lease `claim`
+    /// gave is still this sender's (`false` otherwise: another sender has it now).
+    async fn remove(&self, mail: &Queued) -> Result<bool>;
 
-    /// The message is tried again at `at`.
-    async fn retry(&self, id: Uuid, at: i64) -> Result<()>;
+    /// The message is tried again at `at`, if the lease is still this sender's.
+    async fn retry(&self, mail: &Queued, at: i64) -> Result<bool>;
 
     /// Messages waiting in the outbox.
     async fn depth(&self) -> Result<i64>;

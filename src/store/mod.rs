@@ -28,7 +28,7 @@ use crate::config::{Database, Settings};
 // Every type in the traits' signatures: enum_dispatch writes the forwarding methods here.
 use crate::domain::{Email, NewUser, Role, User};
 use crate::store::attempts::{Count, CounterStore};
-use crate::store::mail::{Issued, MailStore, NewLink, Outgoing, Purpose, Queued, Spent};
+use crate::store::mail::{Issued, MailStore, NewLink, Notice, Outgoing, Purpose, Queued, Spent};
 use crate::store::rotation::{Rotate, Rotation};
 use crate::store::sessions::{
     Check, Created, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,

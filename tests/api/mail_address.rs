@@ -255,3 +255,63 @@ async fn without_verification_required_an_unverified_user_logs_in() {
     let taken = app.register(&registration(&email)).await;
     assert_error(taken, 409, "email_taken").await;
 }
+
+#[tokio::test]
+async fn a_pending_address_change_dies_with_a_reset_or_a_password_change() {
+    let (app, smtp) = spawn_mail_app(&[]).await;
+    let (email, session) = app.logged_in_user().await;
+    // A thief with the password asks to move the account, then the owner resets.
+    let thief = unique_email();
+    let changed = app.change_email(&session.access, &thief, PASSWORD).await;
+    assert_eq!(changed.status(), 202);
+    let stolen = smtp.wait_for(&thief, "confirm_email").await.token();
+    let reset = app.reset_link(&smtp, &email).await;
+    assert_eq!(app.reset_password(&reset, NEW_PASSWORD).await.status(), 200);
+    assert_error(app.confirm_email(&stolen).await, 400, "link_invalid").await;
+
+    // The same with a password change instead of a reset.
+    let session = session_from(&app.login(&email, NEW_PASSWORD).await);
+    let thief = unique_email();
+    let changed = app
+        .change_email(&session.access, &thief, NEW_PASSWORD)
+        .await;
+    assert_eq!(changed.status(), 202);
+    let stolen = smtp.wait_for(&thief, "confirm_email").await.token();
+    let body = json!({"currentPassword": NEW_PASSWORD, "newPassword": PASSWORD,
+        "newPasswordConfirm": PASSWORD});
+    let changed = plain_client()
+        .post(app.url("/api/users/me/password"))
+        .bearer_auth(&session.access)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_error(app.confirm_email(&stolen).await, 400, "link_invalid").await;
+    let me = login_session(&app, &email).await;
+    assert_eq!(current_email(&app, &me.access).await, email);
+}
+
+#[tokio::test]
+async fn a_change_to_a_taken_address_ends_the_older_link_as_a_free_one_does() {
+    let (app, smtp) = spawn_mail_app(&[]).await;
+    let (_, session) = app.logged_in_user().await;
+    let (taken, _) = app.logged_in_user().await;
+    // An older link of one's own, then a change to another address: whether that address
+    // has an account must not show in what the older link does.
+    for other in [taken.as_str(), &unique_email()] {
+        let own = unique_email();
+        let changed = app.change_email(&session.access, &own, PASSWORD).await;
+        assert_eq!(changed.status(), 202);
+        let older = smtp.wait_for(&own, "confirm_email").await.token();
+        let changed = app.change_email(&session.access, other, PASSWORD).await;
+        assert_eq!(changed.status(), 202);
+        let kind = if other == taken {
+            "address_taken"
+        } else {
+            "confirm_email"
+        };
+        smtp.wait_for(other, kind).await;
+        assert_error(app.confirm_email(&older).await, 400, "link_invalid").await;
+    }
+}

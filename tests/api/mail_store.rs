@@ -17,7 +17,8 @@ fn link(user: &User, hash: u8, requested_at: i64) -> NewLink {
         purpose: Purpose::Reset,
         user: user.id,
         address: user.email.clone(),
-        bound: user.password_hash.clone(),
+        bound_email: user.email.clone(),
+        bound_password: Some(user.password_hash.clone()),
         expires_at: now_ms() + 60_000,
         requested_at,
     }
@@ -64,11 +65,11 @@ async fn a_link_is_issued_only_for_the_user_as_read() {
     let stores = stores_of(&app).await;
     let user = inserted(&stores).await;
     let mut changed = link(&user, 4, 1_000);
-    changed.bound = "a hash the user no longer has".into();
+    changed.bound_password = Some("a hash the user no longer has".into());
     let issued = stores.mail.issue(&changed, &mail(&user.email)).await;
     assert_eq!(issued.unwrap(), Issued::Stale);
     let mut moved = link(&user, 5, 1_000);
-    moved.address = unique_email();
+    moved.bound_email = unique_email();
     let issued = stores.mail.issue(&moved, &mail(&user.email)).await;
     assert_eq!(issued.unwrap(), Issued::Stale);
     assert!(!live(&stores, 4).await && !live(&stores, 5).await);
@@ -98,20 +99,30 @@ async fn two_senders_never_take_the_same_message_and_a_retry_waits_its_turn() {
     taken.dedup();
     assert_eq!(taken.len(), claimed, "a message taken twice");
 
-    let first = a.first().or(b.first()).expect("something claimed").id;
-    one.mail.retry(first, now + 5_000).await.unwrap();
+    let first = a.first().or(b.first()).expect("something claimed").clone();
+    // Only the lease's holder may reschedule or delete it.
+    let mut stale = first.clone();
+    stale.lease_until -= 1;
+    assert!(!two.mail.retry(&stale, now).await.unwrap());
+    assert!(!two.mail.remove(&stale).await.unwrap());
+
+    assert!(one.mail.retry(&first, now + 5_000).await.unwrap());
     let early = two.mail.claim(now + 4_999, lease, 50).await.unwrap();
     assert!(
-        early.iter().all(|m| m.id != first),
+        early.iter().all(|m| m.id != first.id),
         "a retry before its time"
     );
-    let due = two.mail.claim(now + 5_000, lease, 50).await.unwrap();
+    let due = two.mail.claim(now + 5_000, lease + 1, 50).await.unwrap();
     let retried = due
         .iter()
-        .find(|m| m.id == first)
+        .find(|m| m.id == first.id)
         .expect("the retry, once due");
     assert_eq!(retried.attempts, 2);
-    two.mail.remove(first).await.unwrap();
+    assert!(
+        !one.mail.remove(&first).await.unwrap(),
+        "the first lease is over"
+    );
+    assert!(two.mail.remove(retried).await.unwrap());
     let rest = one.mail.claim(now + 700_000, lease + 700_000, 100).await;
-    assert!(rest.unwrap().iter().all(|m| m.id != first), "removed");
+    assert!(rest.unwrap().iter().all(|m| m.id != first.id), "removed");
 }

@@ -26,45 +26,58 @@ const PER_ADDRESS_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Jobs worked on at once.
 const WORKERS: usize = 4;
 
-/// What a request asks of the mail worker.
-#[derive(Debug)]
+/// What a request asks of the mail worker. (No `Debug`: a job may hold a password hash.)
 pub enum Job {
-    /// Register's first verification link: never limited.
-    Welcome { user: Uuid },
     /// A new verification link, if the address has an unverified account.
     Resend { email: Email },
     /// A reset link, if the address has an account.
     Forgot { email: Email },
     /// Register with a taken address (`REQUIRE_VERIFIED_EMAIL`): its owner gets a reset link.
     SignupAttempt { email: Email },
-    /// A confirm link to `to`, or, if `to` has an account, a notice to it.
-    ChangeAddress { user: Uuid, to: Email },
-    /// A notice with no link.
-    Notice { kind: Kind, to: String },
+    /// A confirm link to `to`, or, if `to` has an account, a notice to it. `email` and
+    /// `password_hash` are the user's as the request checked them: the link is bound to
+    /// them, so a reset or a password change in between kills it.
+    ChangeAddress {
+        user: Uuid,
+        email: String,
+        password_hash: String,
+        to: Email,
+    },
 }
 
 /// A job and when it was asked for (Unix microseconds): of two links of one purpose, the one
 /// asked for later stays, whatever order the worker gets to them in.
-#[derive(Debug)]
 pub struct Asked {
     pub job: Job,
     pub at: i64,
 }
 
 impl Job {
-    /// Register's first link and the notices are never dropped (see `Mailer::submit`).
-    pub fn is_kept(&self) -> bool {
-        matches!(self, Job::Welcome { .. } | Job::Notice { .. })
-    }
-
     /// The kind of mail the job may lead to, for the metrics.
     pub fn kind(&self) -> Kind {
         match self {
-            Job::Welcome { .. } | Job::Resend { .. } => Kind::VerifyEmail,
+            Job::Resend { .. } => Kind::VerifyEmail,
             Job::Forgot { .. } => Kind::ResetPassword,
             Job::SignupAttempt { .. } => Kind::SignupAttempt,
             Job::ChangeAddress { .. } => Kind::ConfirmEmail,
-            Job::Notice { kind, .. } => *kind,
+        }
+    }
+}
+
+/// What a link is bound to: the user, at this address, with this password hash (if given).
+struct Bound {
+    user: Uuid,
+    email: String,
+    password: Option<String>,
+}
+
+impl Bound {
+    /// The user as read, password included.
+    fn checked(user: &User) -> Self {
+        Bound {
+            user: user.id,
+            email: user.email.clone(),
+            password: Some(user.password_hash.clone()),
         }
     }
 }
@@ -80,20 +93,10 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Works on `kept` first, then on `jobs`, until both are closed.
-    pub async fn run(
-        self: Arc<Self>,
-        mut kept: mpsc::UnboundedReceiver<Asked>,
-        mut jobs: mpsc::Receiver<Asked>,
-    ) {
+    /// Works on `jobs`, a few at once, until the channel closes.
+    pub async fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Asked>) {
         let permits = Arc::new(Semaphore::new(WORKERS));
-        loop {
-            let job = tokio::select! {
-                biased;
-                Some(job) = kept.recv() => job,
-                Some(job) = jobs.recv() => job,
-                else => return,
-            };
+        while let Some(job) = jobs.recv().await {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
@@ -110,37 +113,44 @@ impl Worker {
     async fn work(&self, Asked { job, at }: Asked) -> Result<()> {
         let users = &self.stores.users;
         match job {
-            Job::Welcome { user } => {
-                if let Some(user) = users.by_id(user).await?.filter(|u| !u.verified) {
-                    self.link(&user, Purpose::Verify, Kind::VerifyEmail, &user.email, at)
-                        .await?;
-                }
-            }
             Job::Resend { email } => {
                 let user = users.by_email(&email).await?.filter(|u| !u.verified);
                 if let Some(user) = user
                     && self.allowed(&user.email, Kind::VerifyEmail).await?
                 {
-                    self.link(&user, Purpose::Verify, Kind::VerifyEmail, &user.email, at)
-                        .await?;
+                    self.welcome(&user, at).await?;
                 }
             }
             Job::Forgot { email } => self.reset_link(&email, Kind::ResetPassword, at).await?,
             Job::SignupAttempt { email } => {
                 self.reset_link(&email, Kind::SignupAttempt, at).await?;
             }
-            Job::ChangeAddress { user, to } => {
+            Job::ChangeAddress {
+                user,
+                email,
+                password_hash,
+                to,
+            } => {
                 if !self.allowed(to.as_str(), Kind::ConfirmEmail).await? {
                     return Ok(());
                 }
-                if users.by_email(&to).await?.is_some() {
-                    self.notice(Kind::AddressTaken, to.as_str()).await?;
-                } else if let Some(user) = users.by_id(user).await? {
-                    self.link(&user, Purpose::Confirm, Kind::ConfirmEmail, to.as_str(), at)
-                        .await?;
-                }
+                let checked = Bound {
+                    user,
+                    email,
+                    password: Some(password_hash),
+                };
+                // A taken address gets a notice instead of the link, but the user's older
+                // links go all the same (a link no one holds takes their place): what the
+                // user's own links do must not tell whether the address has an account.
+                let taken = users.by_email(&to).await?.is_some();
+                let kind = if taken {
+                    Kind::AddressTaken
+                } else {
+                    Kind::ConfirmEmail
+                };
+                self.issue(&checked, Purpose::Confirm, kind, to.as_str(), at)
+                    .await?;
             }
-            Job::Notice { kind, to } => self.notice(kind, &to).await?,
         }
         Ok(())
     }
@@ -149,7 +159,8 @@ impl Worker {
         if let Some(user) = self.stores.users.by_email(email).await?
             && self.allowed(&user.email, kind).await?
         {
-            self.link(&user, Purpose::Reset, kind, &user.email, at)
+            let bound = Bound::checked(&user);
+            self.issue(&bound, Purpose::Reset, kind, &user.email, at)
                 .await?;
         }
         Ok(())
@@ -172,45 +183,55 @@ impl Worker {
         Ok(true)
     }
 
-    /// Issues a link of `purpose` for `user` as read, asked for `at`, and queues its message
-    /// to `to`.
-    async fn link(
+    /// A verification link for `user` as read, asked for `at`.
+    pub async fn welcome(&self, user: &User, at: i64) -> Result<()> {
+        let bound = Bound {
+            user: user.id,
+            email: user.email.clone(),
+            password: None,
+        };
+        self.issue(&bound, Purpose::Verify, Kind::VerifyEmail, &user.email, at)
+            .await
+    }
+
+    /// Issues a link of `purpose` for the user as `bound` says, asked for `at`, and queues
+    /// a message of `kind` to `to`: the link's, or a notice that does not carry it (the
+    /// link then only stands in for the older ones it replaces).
+    async fn issue(
         &self,
-        user: &User,
+        bound: &Bound,
         purpose: Purpose,
         kind: Kind,
         to: &str,
         at: i64,
     ) -> Result<()> {
         let (token, hash) = new_token().map_err(|_| AppError::internal("no randomness"))?;
-        let (address, bound, ttl) = match purpose {
-            Purpose::Verify => (user.email.clone(), String::new(), self.verify_ttl),
-            Purpose::Reset => (
-                user.email.clone(),
-                user.password_hash.clone(),
-                self.reset_ttl,
-            ),
-            Purpose::Confirm => (to.to_owned(), user.email.clone(), self.verify_ttl),
+        let ttl = match purpose {
+            Purpose::Reset => self.reset_ttl,
+            Purpose::Verify | Purpose::Confirm => self.verify_ttl,
         };
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let link = NewLink {
             hash,
             purpose,
-            user: user.id,
-            address,
-            bound,
+            user: bound.user,
+            address: to.to_owned(),
+            bound_email: bound.email.clone(),
+            bound_password: bound.password.clone(),
             expires_at: now_ms().saturating_add(ttl_ms),
             requested_at: at,
         };
-        let sealed = self
-            .seal
-            .seal(&token, to)
-            .ok_or_else(|| AppError::internal("the link could not be sealed"))?;
+        let sealed = if kind == Kind::AddressTaken {
+            None
+        } else {
+            let sealed = self.seal.seal(&token, to);
+            Some(sealed.ok_or_else(|| AppError::internal("the link could not be sealed"))?)
+        };
         let mail = Outgoing {
             id: Uuid::new_v4(),
             kind: kind.as_str(),
             recipient: to.to_owned(),
-            sealed: Some(sealed),
+            sealed,
         };
         match self.stores.mail.issue(&link, &mail).await? {
             Issued::Done => {
@@ -229,7 +250,8 @@ impl Worker {
         Ok(())
     }
 
-    async fn notice(&self, kind: Kind, to: &str) -> Result<()> {
+    /// Queues a notice with no link.
+    pub async fn notice(&self, kind: Kind, to: &str) -> Result<()> {
         let mail = Outgoing {
             id: Uuid::new_v4(),
             kind: kind.as_str(),

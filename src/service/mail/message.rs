@@ -105,7 +105,7 @@ impl Kind {
                 "If it was you, sign in to the account that has this address instead.",
             ),
             Kind::PasswordChanged => (
-                "The password of your account was changed, and its other sessions were ended.",
+                "The password of your account was changed, and the sessions signed in with the old one were ended.",
                 NOT_YOU,
             ),
             Kind::EmailChanged => (
@@ -151,9 +151,12 @@ impl lettre::message::header::Header for MailKind {
     }
 }
 
-/// The message of `kind` to `to`, with the link of `token` if the kind has one.
+/// The message of `kind` to `to`, with the link of `token` if the kind has one. Its
+/// `Message-ID` comes from the outbox row `id`, so a message sent twice (a sender that died
+/// between the server's acceptance and the outbox update) is one message to a mail client.
 pub fn build(
     kind: Kind,
+    id: uuid::Uuid,
     from: &Mailbox,
     to: &str,
     token: Option<&str>,
@@ -181,6 +184,7 @@ pub fn build(
         .from(from.clone())
         .to(to)
         .subject(kind.subject())
+        .message_id(Some(format!("<{}@rs256-auth>", id.simple())))
         .header(MailKind(kind.as_str()))
         .multipart(
             MultiPart::alternative()
@@ -254,6 +258,7 @@ mod tests {
     fn a_link_message_has_both_parts_the_link_and_its_kind() {
         let message = build(
             Kind::ResetPassword,
+            uuid::Uuid::nil(),
             &from(),
             "ada@example.com",
             Some("T0K3N"),
@@ -262,6 +267,7 @@ mod tests {
         .unwrap();
         let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(raw.contains("X-Mail-Kind: reset_password"), "{raw}");
+        assert!(raw.contains("Message-ID: <00000000000000000000000000000000@rs256-auth>"));
         assert!(
             raw.contains("text/plain") && raw.contains("text/html"),
             "{raw}"
@@ -276,9 +282,10 @@ mod tests {
     #[test]
     fn a_link_kind_needs_its_token_and_a_notice_takes_none() {
         let app = "https://app.example.com";
-        assert!(build(Kind::VerifyEmail, &from(), "a@b.c", None, app).is_err());
-        assert!(build(Kind::PasswordChanged, &from(), "a@b.c", Some("t"), app).is_err());
-        assert!(build(Kind::PasswordChanged, &from(), "a@b.c", None, app).is_ok());
+        let id = uuid::Uuid::nil();
+        assert!(build(Kind::VerifyEmail, id, &from(), "a@b.c", None, app).is_err());
+        assert!(build(Kind::PasswordChanged, id, &from(), "a@b.c", Some("t"), app).is_err());
+        assert!(build(Kind::PasswordChanged, id, &from(), "a@b.c", None, app).is_ok());
     }
 
     #[test]

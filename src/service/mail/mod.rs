@@ -21,6 +21,8 @@ use tokio::task::AbortHandle;
 
 use crate::clock::now_ms;
 use crate::config::MailSettings;
+use crate::domain::User;
+use crate::error::Result;
 use crate::service::attempts::LoginAttempts;
 use crate::store::Stores;
 
@@ -30,8 +32,7 @@ pub use message::Kind;
 
 /// Jobs that anyone can ask for (forgot-password, resend, ...) waiting for the worker; past
 /// this, such a job is dropped (the request still answers as always: it promised nothing
-/// more). Register's first link and the notices have a queue of their own that drops
-/// nothing: each of them cost a password hash, which bounds how fast they come.
+/// more). Register's first link and the notices are written by the request itself.
 const QUEUE: usize = 4096;
 /// Now, in Unix microseconds: when a job was asked for.
 fn now_micros() -> i64 {
@@ -55,7 +56,7 @@ pub struct MailParts {
 
 pub struct Mailer {
     jobs: mpsc::Sender<Asked>,
-    kept: mpsc::UnboundedSender<Asked>,
+    worker: Arc<jobs::Worker>,
     sent: IntCounterVec,
     /// When a dropped job was last logged (Unix ms).
     drop_logged_at: AtomicI64,
@@ -68,7 +69,7 @@ pub struct Mailer {
 impl Mailer {
     /// Starts the worker and the sender. Fails, naming the setting, on a bad `SMTP_URL`,
     /// `MAIL_FROM` or `MAIL_DIR`.
-    pub fn start(settings: &MailSettings, parts: MailParts) -> Result<Self, String> {
+    pub fn start(settings: &MailSettings, parts: MailParts) -> std::result::Result<Self, String> {
         let from: Mailbox = settings
             .from
             .parse()
@@ -80,7 +81,6 @@ impl Mailer {
         let seal = Arc::new(link::Seal::new(&parts.seal_secret)?);
         let wake = Arc::new(Notify::new());
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let (kept, kept_queue) = mpsc::unbounded_channel();
         let worker = Arc::new(jobs::Worker {
             stores: parts.stores.clone(),
             attempts: parts.attempts,
@@ -101,12 +101,12 @@ impl Mailer {
             depth: parts.depth,
         };
         let tasks = vec![
-            tokio::spawn(worker.run(kept_queue, queue)).abort_handle(),
+            tokio::spawn(worker.clone().run(queue)).abort_handle(),
             tokio::spawn(sender.run()).abort_handle(),
         ];
         Ok(Mailer {
             jobs,
-            kept,
+            worker,
             sent: parts.sent,
             drop_logged_at: AtomicI64::new(0),
             wake,
@@ -115,20 +115,14 @@ impl Mailer {
         })
     }
 
-    /// Hands `job` to the worker; never waits. Only a job that anyone may ask for, again
-    /// and again, can be dropped, when the worker is that far behind.
+    /// Hands `job` to the worker; never waits. When the worker is that far behind, the job
+    /// is dropped: anyone may ask for these, again and again.
     pub fn submit(&self, job: Job) {
+        let kind = job.kind();
         let job = Asked {
             job,
             at: now_micros(),
         };
-        if job.job.is_kept() {
-            if self.kept.send(job).is_err() {
-                tracing::error!("mail job lost: the mail worker has stopped");
-            }
-            return;
-        }
-        let kind = job.job.kind();
         if self.jobs.try_send(job).is_err() {
             self.sent
                 .with_label_values(&[kind.as_str(), "dropped"])
@@ -147,6 +141,17 @@ impl Mailer {
                 );
             }
         }
+    }
+
+    /// Writes a verification link for `user` and its mail into the outbox, now: register's
+    /// first link is never dropped, and survives a crash once register has answered.
+    pub async fn welcome(&self, user: &User) -> Result<()> {
+        self.worker.welcome(user, now_micros()).await
+    }
+
+    /// Writes a notice into the outbox, now (it carries no link, so nothing to look up).
+    pub async fn notice(&self, kind: Kind, to: &str) -> Result<()> {
+        self.worker.notice(kind, to).await
     }
 
     /// Something was queued in the outbox outside the worker (a notice written with a

@@ -1,7 +1,8 @@
 //! The sender: takes due messages from the outbox and delivers them, over SMTP or as `.eml`
 //! files. A message that fails is tried again with backoff (5 s, then doubling up to
-//! 10 minutes) for a day, then dropped with one log line. Instances share the outbox; a
-//! message is leased to one sender while it tries.
+//! 10 minutes) for a day, then dropped with one log line. Instances share the outbox: a
+//! message is leased to one sender just before it is tried, for longer than a try can take,
+//! and only the holder of the lease may delete or reschedule it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,13 +19,14 @@ use crate::service::mail::message::{self, Kind, mask};
 use crate::store::Stores;
 use crate::store::mail::{MailStore, Queued};
 
-/// Messages taken per round.
-const BATCH: i64 = 20;
 /// How often the outbox is looked at with nothing to wake the sender: for retries that come
 /// due and for mail another instance queued.
 const POLL: Duration = Duration::from_secs(2);
-/// Longer than one try can take (`SMTP_TIMEOUT` per command, a few commands).
+/// One try, whole: connecting, TLS, every command. Longer is cut short and counts as failed.
+const SEND_DEADLINE: Duration = Duration::from_secs(60);
+/// Twice a try's deadline: a lease never ends while its holder may still be sending.
 const LEASE_MS: i64 = 120_000;
+/// Each command's own bound, inside the deadline.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 const FIRST_RETRY_MS: i64 = 5_000;
 const MAX_RETRY_MS: i64 = 600_000;
@@ -43,6 +45,12 @@ impl Transport {
     /// insists, `?tls=none` never tries); `smtps://` is TLS from the first byte.
     pub fn smtp(url: &str) -> Result<Self, String> {
         let url = with_tls_default(url);
+        if url.contains("tls=opportunistic") && has_credentials(&url) {
+            tracing::warn!(
+                "SMTP_URL has credentials but does not insist on TLS: they go in the clear to \
+                 a server that offers no STARTTLS; add ?tls=required or use smtps://"
+            );
+        }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             // lettre's message names the part it could not read, never the password.
             .map_err(|e| format!("SMTP_URL: {e}"))?
@@ -68,32 +76,41 @@ impl Transport {
         }
     }
 
-    /// `Err(true)` for a failure that trying again cannot fix (the server refused the
-    /// recipient for good).
-    async fn send(&self, mail: &Queued, message: Message) -> Result<(), (bool, String)> {
-        match self {
-            Transport::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(drop)
-                .map_err(|e| (e.is_permanent(), e.to_string())),
-            Transport::Files(dir) => {
-                use tokio::io::AsyncWriteExt;
-                let name = format!("{}-{}-{}.eml", now_ms(), mail.kind, mail.id);
-                let mut file = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(dir.join(name))
+    /// Delivers `message`; the error's text for the log.
+    async fn send(&self, mail: &Queued, message: Message) -> Result<(), String> {
+        let sent = tokio::time::timeout(SEND_DEADLINE, async {
+            match self {
+                Transport::Smtp(smtp) => smtp
+                    .send(message)
                     .await
-                    .map_err(|e| (false, e.to_string()))?;
-                file.write_all(&message.formatted())
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Transport::Files(dir) => write_file(dir, mail, &message.formatted())
                     .await
-                    .map_err(|e| (false, e.to_string()))?;
-                file.sync_all().await.map_err(|e| (false, e.to_string()))
+                    .map_err(|e| e.to_string()),
             }
-        }
+        })
+        .await;
+        sent.unwrap_or_else(|_| Err(format!("no end within {}s", SEND_DEADLINE.as_secs())))
     }
+}
+
+/// Written under a temporary name and renamed: a reader never sees half a message, and a
+/// failed write leaves nothing that looks like one.
+async fn write_file(dir: &std::path::Path, mail: &Queued, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let name = format!("{}-{}-{}.eml", now_ms(), mail.kind, mail.id);
+    let partial = dir.join(format!(".{name}.tmp"));
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .await?;
+    file.write_all(bytes).await?;
+    file.sync_all().await?;
+    tokio::fs::rename(&partial, dir.join(name)).await
 }
 
 /// `?tls=opportunistic` unless the URL says otherwise; `?tls=none` becomes lettre's plain
@@ -118,6 +135,13 @@ fn with_tls_default(url: &str) -> String {
     let mut params = params;
     params.push("tls=opportunistic");
     format!("{base}?{}", params.join("&"))
+}
+
+/// Whether the URL has `user:pass@` before its host.
+fn has_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority.contains('@')
 }
 
 /// How long after its `attempts`-th failed try a message is tried again.
@@ -146,95 +170,108 @@ impl Sender {
         tracing::info!(transport = self.transport.name(), "mail sender started");
         let mut purged_at = 0;
         loop {
-            let full = match self.round().await {
-                Ok(full) => full,
-                Err(e) => {
-                    tracing::warn!(error = %e, "mail sender: the outbox cannot be read");
-                    false
-                }
-            };
+            if let Err(e) = self.round().await {
+                tracing::warn!(error = %e, "mail sender: the outbox cannot be read");
+            }
             if now_ms() - purged_at > PURGE_EVERY_MS {
                 purged_at = now_ms();
                 if let Err(e) = self.stores.mail.purge(purged_at).await {
                     tracing::warn!(error = %e, "mail sender: could not purge ended links");
                 }
             }
-            if !full {
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
             }
         }
     }
 
-    /// Sends what is due; whether there may be more.
-    async fn round(&self) -> Result<bool, crate::store::StoreError> {
-        let now = now_ms();
-        let due = self.stores.mail.claim(now, now + LEASE_MS, BATCH).await?;
-        for mail in &due {
-            self.deliver(mail).await;
+    /// Sends what is due, one message at a time, each leased just before its try. A failed
+    /// try ends the round: a server that is down is asked once per round, not once per
+    /// message.
+    async fn round(&self) -> Result<(), crate::store::StoreError> {
+        loop {
+            let now = now_ms();
+            let Some(mail) = self.stores.mail.claim(now, now + LEASE_MS, 1).await?.pop() else {
+                break;
+            };
+            if !self.deliver(&mail).await {
+                break;
+            }
         }
         self.depth.set(self.stores.mail.depth().await?);
-        Ok(due.len() as i64 == BATCH)
+        Ok(())
     }
 
-    async fn deliver(&self, mail: &Queued) {
+    /// Tries `mail` once; whether it went.
+    async fn deliver(&self, mail: &Queued) -> bool {
         let to = mask(&mail.recipient);
         let kind = Kind::parse(&mail.kind);
         let label = kind.map_or("unknown", Kind::as_str);
         let token = match &mail.sealed {
-            None => Ok(None),
-            Some(sealed) => self
-                .seal
-                .open(sealed, &mail.recipient)
-                .map(Some)
-                // The refresh signing key changed since it was queued, or the row was altered.
-                .ok_or_else(|| "its link cannot be opened with this instance's key".to_owned()),
+            None => Some(None),
+            Some(sealed) => self.seal.open(sealed, &mail.recipient).map(Some),
         };
-        let message = match (kind, token) {
-            (Some(kind), Ok(token)) => message::build(
+        let Some(token) = token else {
+            // Sealed with another key: an instance that still has the old refresh key (a
+            // rolling change) can send it; past a day it goes.
+            self.failed(mail, label, &to, "its link was sealed with another key")
+                .await;
+            return true;
+        };
+        let message = match kind {
+            Some(kind) => message::build(
                 kind,
+                mail.id,
                 &self.from,
                 &mail.recipient,
                 token.as_deref(),
                 &self.app_url,
             ),
-            (None, _) => Err(format!("unknown kind `{}`", mail.kind)),
-            (_, Err(e)) => Err(e),
+            None => Err(format!("unknown kind `{}`", mail.kind)),
         };
         let message = match message {
             Ok(message) => message,
-            Err(reason) => return self.give_up(mail, label, &to, &reason).await,
+            Err(reason) => {
+                self.give_up(mail, label, &to, &reason).await;
+                return true;
+            }
         };
         match self.transport.send(mail, message).await {
             Ok(()) => {
                 self.sent.with_label_values(&[label, "sent"]).inc();
                 tracing::info!(kind = label, to = %to, attempt = mail.attempts, "mail sent");
-                if let Err(e) = self.stores.mail.remove(mail.id).await {
-                    // Its lease ends and it goes again: twice is better than never.
-                    tracing::warn!(error = %e, kind = label, "mail sent but still in the outbox");
+                match self.stores.mail.remove(mail).await {
+                    Ok(true) => {}
+                    // Its lease ran out and another sender has it: twice is better than never.
+                    Ok(false) => tracing::warn!(kind = label, "mail sent after its lease ended"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, kind = label, "mail sent but still in the outbox");
+                    }
                 }
+                true
             }
-            Err((true, reason)) => self.give_up(mail, label, &to, &reason).await,
-            Err((false, reason)) if now_ms() - mail.created_at >= GIVE_UP_MS => {
-                self.give_up(
-                    mail,
-                    label,
-                    &to,
-                    &format!("still failing after a day: {reason}"),
-                )
-                .await;
+            Err(reason) => {
+                // The server's reply may quote the address.
+                let reason = reason.replace(&mail.recipient, &to);
+                self.failed(mail, label, &to, &reason).await;
+                false
             }
-            Err((false, reason)) => {
-                let wait = backoff_ms(mail.attempts);
-                self.sent.with_label_values(&[label, "failed"]).inc();
-                tracing::warn!(kind = label, to = %to, attempt = mail.attempts,
-                    retry_in_secs = wait / 1000, error = %reason, "mail not sent; will retry");
-                if let Err(e) = self.stores.mail.retry(mail.id, now_ms() + wait).await {
-                    tracing::warn!(error = %e, kind = label, "mail retry not recorded");
-                }
-            }
+        }
+    }
+
+    /// A failed try: again later, with backoff, until a day has passed.
+    async fn failed(&self, mail: &Queued, label: &str, to: &str, reason: &str) {
+        if now_ms() - mail.created_at >= GIVE_UP_MS {
+            let reason = format!("still failing after a day: {reason}");
+            return self.give_up(mail, label, to, &reason).await;
+        }
+        let wait = backoff_ms(mail.attempts);
+        self.sent.with_label_values(&[label, "failed"]).inc();
+        tracing::warn!(kind = label, to = %to, attempt = mail.attempts,
+            retry_in_secs = wait / 1000, error = %reason, "mail not sent; will retry");
+        if let Err(e) = self.stores.mail.retry(mail, now_ms() + wait).await {
+            tracing::warn!(error = %e, kind = label, "mail retry not recorded");
         }
     }
 
@@ -242,7 +279,7 @@ impl Sender {
         self.sent.with_label_values(&[label, "dropped"]).inc();
         tracing::error!(kind = label, to = %to, attempt = mail.attempts, error = %reason,
             "mail dropped");
-        if let Err(e) = self.stores.mail.remove(mail.id).await {
+        if let Err(e) = self.stores.mail.remove(mail).await {
             tracing::warn!(error = %e, kind = label, "dropped mail still in the outbox");
         }
     }
@@ -277,5 +314,12 @@ mod tests {
             "smtp://mail:25"
         );
         assert_eq!(with_tls_default("smtps://mail"), "smtps://mail");
+    }
+
+    #[test]
+    fn credentials_are_found_before_the_host_only() {
+        assert!(has_credentials("smtp://u:p@mail:587?tls=opportunistic"));
+        assert!(!has_credentials("smtp://mail:587?to=a@b"));
+        assert!(!has_credentials("smtp://mail:1025"));
     }
 }

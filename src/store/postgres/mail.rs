@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::User;
 use crate::store::error::Result;
-use crate::store::mail::{Issued, MailStore, NewLink, Outgoing, Purpose, Queued, Spent};
+use crate::store::mail::{Issued, MailStore, NewLink, Notice, Outgoing, Purpose, Queued, Spent};
 use crate::store::postgres::fail;
 
 pub struct Mail {
@@ -29,19 +29,38 @@ impl Mail {
 struct Taken {
     user: Uuid,
     address: String,
-    bound: String,
+    bound_email: String,
+    bound_password: Option<String>,
 }
 
-/// Deletes the live link of `purpose` with `hash`: spent, if this transaction commits.
+/// Deletes the live link of `purpose` with `hash`: spent, if this transaction commits. Its
+/// user's row is locked first, in the order every writer of both tables takes them (user,
+/// then links), so that a spend racing an issue or a deletion waits instead of deadlocking.
 async fn take(
     tx: &mut Transaction<'static, Postgres>,
     hash: &[u8; 32],
     purpose: Purpose,
     now: i64,
 ) -> Result<Option<Taken>> {
+    let owner = sqlx::query_scalar!(
+        "SELECT user_id FROM email_tokens WHERE hash = $1 AND purpose = $2 AND expires_at > $3",
+        &hash[..],
+        purpose.as_str(),
+        now,
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(fail)?;
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    sqlx::query!("SELECT 1 AS one FROM users WHERE id = $1 FOR UPDATE", owner)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(fail)?;
     let row = sqlx::query!(
         r#"DELETE FROM email_tokens WHERE hash = $1 AND purpose = $2 AND expires_at > $3
-           RETURNING user_id, address, bound"#,
+           RETURNING user_id, address, bound_email, bound_password"#,
         &hash[..],
         purpose.as_str(),
         now,
@@ -52,14 +71,14 @@ async fn take(
     Ok(row.map(|r| Taken {
         user: r.user_id,
         address: r.address,
-        bound: r.bound,
+        bound_email: r.bound_email,
+        bound_password: r.bound_password,
     }))
 }
 
 async fn insert_outgoing(
     tx: &mut Transaction<'static, Postgres>,
     mail: &Outgoing,
-    recipient: &str,
     now: i64,
 ) -> Result<()> {
     sqlx::query!(
@@ -67,7 +86,7 @@ async fn insert_outgoing(
            VALUES ($1, $2, $3, $4, $5, $5)"#,
         mail.id,
         mail.kind,
-        recipient,
+        mail.recipient,
         mail.sealed.as_deref(),
         now,
     )
@@ -79,21 +98,16 @@ async fn insert_outgoing(
 
 impl MailStore for Mail {
     async fn issue(&self, link: &NewLink, mail: &Outgoing) -> Result<Issued> {
-        let (email, password) = match link.purpose {
-            Purpose::Verify => (link.address.as_str(), ""),
-            Purpose::Reset => (link.address.as_str(), link.bound.as_str()),
-            Purpose::Confirm => (link.bound.as_str(), ""),
-        };
         let mut tx = self.begin().await?;
-        // The user's row stays locked until the commit: a change to it waits, and finds the
-        // link to delete or to refuse.
+        // The user's row stays locked until the commit: a change to it waits, and then
+        // finds the link to delete or to refuse.
         let still = sqlx::query_scalar!(
             r#"SELECT 1 AS "one!" FROM users
-               WHERE id = $1 AND email = $2 AND ($3 = '' OR password_hash = $3)
+               WHERE id = $1 AND email = $2 AND ($3::text IS NULL OR password_hash = $3)
                FOR UPDATE"#,
             link.user,
-            email,
-            password,
+            link.bound_email,
+            link.bound_password.as_deref(),
         )
         .fetch_optional(&mut *tx)
         .await
@@ -101,7 +115,6 @@ impl MailStore for Mail {
         if still.is_none() {
             return Ok(Issued::Stale);
         }
-        // Under the user's row lock: the links of the user cannot change meanwhile.
         let newer = sqlx::query_scalar!(
             r#"SELECT 1 AS "one!" FROM email_tokens
                WHERE user_id = $1 AND purpose = $2 AND requested_at > $3"#,
@@ -124,28 +137,29 @@ impl MailStore for Mail {
         .await
         .map_err(fail)?;
         sqlx::query!(
-            r#"INSERT INTO email_tokens
-                   (hash, purpose, user_id, address, bound, expires_at, requested_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+            r#"INSERT INTO email_tokens (hash, purpose, user_id, address, bound_email,
+                                         bound_password, expires_at, requested_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
             &link.hash[..],
             link.purpose.as_str(),
             link.user,
             link.address,
-            link.bound,
+            link.bound_email,
+            link.bound_password.as_deref(),
             link.expires_at,
             link.requested_at,
         )
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
-        insert_outgoing(&mut tx, mail, &mail.recipient, crate::clock::now_ms()).await?;
+        insert_outgoing(&mut tx, mail, crate::clock::now_ms()).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Issued::Done)
     }
 
     async fn queue(&self, mail: &Outgoing) -> Result<()> {
         let mut tx = self.begin().await?;
-        insert_outgoing(&mut tx, mail, &mail.recipient, crate::clock::now_ms()).await?;
+        insert_outgoing(&mut tx, mail, crate::clock::now_ms()).await?;
         tx.commit().await.map_err(fail)
     }
 
@@ -176,7 +190,7 @@ impl MailStore for Mail {
                RETURNING id, name, email, password_hash, role, photo, verified, provider,
                          created_at, updated_at"#,
             taken.user,
-            taken.address,
+            taken.bound_email,
         )
         .fetch_optional(&mut *tx)
         .await
@@ -193,7 +207,7 @@ impl MailStore for Mail {
                               created_at, updated_at
                        FROM users WHERE id = $1 AND email = $2"#,
                     taken.user,
-                    taken.address,
+                    taken.bound_email,
                 )
                 .fetch_optional(&mut *tx)
                 .await
@@ -214,7 +228,7 @@ impl MailStore for Mail {
         hash: &[u8; 32],
         password_hash: &str,
         now: i64,
-        notice: &Outgoing,
+        notice: &Notice,
     ) -> Result<Spent> {
         let mut tx = self.begin().await?;
         let Some(taken) = take(&mut tx, hash, Purpose::Reset, now).await? else {
@@ -223,12 +237,12 @@ impl MailStore for Mail {
         let user = sqlx::query_as!(
             User,
             r#"UPDATE users SET password_hash = $4, verified = true
-               WHERE id = $1 AND email = $2 AND password_hash = $3
+               WHERE id = $1 AND email = $2 AND ($3::text IS NULL OR password_hash = $3)
                RETURNING id, name, email, password_hash, role, photo, verified, provider,
                          created_at, updated_at"#,
             taken.user,
-            taken.address,
-            taken.bound,
+            taken.bound_email,
+            taken.bound_password.as_deref(),
             password_hash,
         )
         .fetch_optional(&mut *tx)
@@ -238,7 +252,7 @@ impl MailStore for Mail {
             tx.commit().await.map_err(fail)?;
             return Ok(Spent::Invalid);
         };
-        insert_outgoing(&mut tx, notice, &user.email, now).await?;
+        insert_outgoing(&mut tx, &notice.to(&user.email), now).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Spent::Done {
             user,
@@ -246,19 +260,20 @@ impl MailStore for Mail {
         })
     }
 
-    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Outgoing) -> Result<Spent> {
+    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Notice) -> Result<Spent> {
         let mut tx = self.begin().await?;
         let Some(taken) = take(&mut tx, hash, Purpose::Confirm, now).await? else {
             return Ok(Spent::Invalid);
         };
         let moved = sqlx::query_as!(
             User,
-            r#"UPDATE users SET email = $3, verified = true
-               WHERE id = $1 AND email = $2
+            r#"UPDATE users SET email = $4, verified = true
+               WHERE id = $1 AND email = $2 AND ($3::text IS NULL OR password_hash = $3)
                RETURNING id, name, email, password_hash, role, photo, verified, provider,
                          created_at, updated_at"#,
             taken.user,
-            taken.bound,
+            taken.bound_email,
+            taken.bound_password.as_deref(),
             taken.address,
         )
         .fetch_optional(&mut *tx)
@@ -275,7 +290,7 @@ impl MailStore for Mail {
             }
             Err(e) => return Err(fail(e)),
         };
-        insert_outgoing(&mut tx, notice, &taken.bound, now).await?;
+        insert_outgoing(&mut tx, &notice.to(&taken.bound_email), now).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Spent::Done {
             user,
@@ -305,28 +320,34 @@ impl MailStore for Mail {
                 sealed: r.sealed,
                 attempts: r.attempts,
                 created_at: r.created_at,
+                lease_until,
             })
             .collect())
     }
 
-    async fn remove(&self, id: Uuid) -> Result<()> {
-        sqlx::query!("DELETE FROM outbox WHERE id = $1", id)
-            .execute(&self.pool)
-            .await
-            .map_err(fail)?;
-        Ok(())
+    async fn remove(&self, mail: &Queued) -> Result<bool> {
+        let done = sqlx::query!(
+            "DELETE FROM outbox WHERE id = $1 AND lease_until = $2",
+            mail.id,
+            mail.lease_until
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(fail)?;
+        Ok(done.rows_affected() == 1)
     }
 
-    async fn retry(&self, id: Uuid, at: i64) -> Result<()> {
-        sqlx::query!(
-            "UPDATE outbox SET next_at = $2, lease_until = 0 WHERE id = $1",
-            id,
+    async fn retry(&self, mail: &Queued, at: i64) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE outbox SET next_at = $3, lease_until = 0 WHERE id = $1 AND lease_until = $2",
+            mail.id,
+            mail.lease_until,
             at
         )
         .execute(&self.pool)
         .await
         .map_err(fail)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn depth(&self) -> Result<i64> {

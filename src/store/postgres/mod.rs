@@ -229,9 +229,14 @@ pub(super) fn fail(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Protocol(_) => StoreError::unavailable("postgres", e),
-        // 57014: statement_timeout; 55P03: lock not available.
+        // 57014: statement_timeout; 55P03: lock not available; 40P01: deadlock; 40001:
+        // serialization failure. Each is Postgres giving up on a transaction that a retry
+        // can pass.
         sqlx::Error::Database(ref db)
-            if matches!(db.code().as_deref(), Some("57014" | "55P03")) =>
+            if matches!(
+                db.code().as_deref(),
+                Some("57014" | "55P03" | "40P01" | "40001")
+            ) =>
         {
             StoreError::unavailable("postgres", e)
         }

@@ -3,11 +3,10 @@
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
-use uuid::Uuid;
 
 use crate::domain::User;
 use crate::store::error::{Result, StoreError};
-use crate::store::mail::{Issued, MailStore, NewLink, Outgoing, Purpose, Queued, Spent};
+use crate::store::mail::{Issued, MailStore, NewLink, Notice, Outgoing, Purpose, Queued, Spent};
 use crate::store::sqlite::users::{COLUMNS, next_updated_at, user};
 use crate::store::sqlite::{Db, fail};
 
@@ -21,16 +20,24 @@ impl Mail {
     }
 }
 
+/// A spent link: its user, the address it was sent to, and what it is bound to.
+struct Taken {
+    user: String,
+    address: String,
+    bound_email: String,
+    bound_password: Option<String>,
+}
+
 /// The link's row, deleted: spent. `None` if there is no live link of `purpose` with `hash`.
 async fn take(
     tx: &mut Transaction<'static, Sqlite>,
     hash: &[u8; 32],
     purpose: Purpose,
     now: i64,
-) -> Result<Option<(String, String, String)>> {
+) -> Result<Option<Taken>> {
     let row = sqlx::query(
         "DELETE FROM email_tokens WHERE hash = ? AND purpose = ? AND expires_at > ?
-         RETURNING user_id, address, bound",
+         RETURNING user_id, address, bound_email, bound_password",
     )
     .bind(&hash[..])
     .bind(purpose.as_str())
@@ -39,11 +46,12 @@ async fn take(
     .await
     .map_err(fail)?;
     row.map(|r| {
-        Ok((
-            r.try_get("user_id").map_err(fail)?,
-            r.try_get("address").map_err(fail)?,
-            r.try_get("bound").map_err(fail)?,
-        ))
+        Ok(Taken {
+            user: r.try_get("user_id").map_err(fail)?,
+            address: r.try_get("address").map_err(fail)?,
+            bound_email: r.try_get("bound_email").map_err(fail)?,
+            bound_password: r.try_get("bound_password").map_err(fail)?,
+        })
     })
     .transpose()
 }
@@ -51,7 +59,6 @@ async fn take(
 async fn insert_outgoing(
     tx: &mut Transaction<'static, Sqlite>,
     mail: &Outgoing,
-    recipient: &str,
     now: i64,
 ) -> Result<()> {
     sqlx::query(
@@ -60,7 +67,7 @@ async fn insert_outgoing(
     )
     .bind(mail.id.hyphenated().to_string())
     .bind(mail.kind)
-    .bind(recipient)
+    .bind(&mail.recipient)
     .bind(mail.sealed.as_deref())
     .bind(now)
     .bind(now)
@@ -80,20 +87,20 @@ enum Change {
 }
 
 /// Changes the user `id` with `set` (assignments whose placeholders take `values`), if the
-/// user is still at `email` and, unless it is empty, has the password hash `password`.
+/// user is still as the link requires: at its `bound_email`, with its `bound_password`.
 async fn change_user(
     tx: &mut Transaction<'static, Sqlite>,
-    id: &str,
     set: &str,
     values: &[&str],
-    (email, password): (&str, &str),
+    taken: &Taken,
 ) -> Result<Change> {
+    let id = taken.user.as_str();
     let Some(updated_at) = next_updated_at(tx, "id = ?", id).await? else {
         return Ok(Change::NotAsIssued);
     };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET {set}, updated_at = ?
-         WHERE id = ? AND email = ? AND (? = '' OR password_hash = ?)
+         WHERE id = ? AND email = ? AND (? IS NULL OR password_hash = ?)
          RETURNING {COLUMNS}"
     )));
     for value in values {
@@ -102,9 +109,9 @@ async fn change_user(
     let row = query
         .bind(updated_at)
         .bind(id)
-        .bind(email)
-        .bind(password)
-        .bind(password)
+        .bind(&taken.bound_email)
+        .bind(taken.bound_password.as_deref())
+        .bind(taken.bound_password.as_deref())
         .fetch_optional(&mut **tx)
         .await;
     match row {
@@ -122,18 +129,13 @@ impl MailStore for Mail {
         let mut tx = self.db.write().await?;
         // The user as the link requires, read under the write lock: nothing changes it
         // before this transaction ends.
-        let (email, password) = match link.purpose {
-            Purpose::Verify => (link.address.as_str(), ""),
-            Purpose::Reset => (link.address.as_str(), link.bound.as_str()),
-            Purpose::Confirm => (link.bound.as_str(), ""),
-        };
         let still: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM users WHERE id = ? AND email = ? AND (? = '' OR password_hash = ?)",
+            "SELECT 1 FROM users WHERE id = ? AND email = ? AND (? IS NULL OR password_hash = ?)",
         )
         .bind(&user)
-        .bind(email)
-        .bind(password)
-        .bind(password)
+        .bind(&link.bound_email)
+        .bind(link.bound_password.as_deref())
+        .bind(link.bound_password.as_deref())
         .fetch_optional(&mut *tx)
         .await
         .map_err(fail)?;
@@ -159,28 +161,29 @@ impl MailStore for Mail {
             .await
             .map_err(fail)?;
         sqlx::query(
-            "INSERT INTO email_tokens
-                 (hash, purpose, user_id, address, bound, expires_at, requested_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO email_tokens (hash, purpose, user_id, address, bound_email,
+                                       bound_password, expires_at, requested_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&link.hash[..])
         .bind(link.purpose.as_str())
         .bind(&user)
         .bind(&link.address)
-        .bind(&link.bound)
+        .bind(&link.bound_email)
+        .bind(link.bound_password.as_deref())
         .bind(link.expires_at)
         .bind(link.requested_at)
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
-        insert_outgoing(&mut tx, mail, &mail.recipient, now).await?;
+        insert_outgoing(&mut tx, mail, now).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Issued::Done)
     }
 
     async fn queue(&self, mail: &Outgoing) -> Result<()> {
         let mut tx = self.db.write().await?;
-        insert_outgoing(&mut tx, mail, &mail.recipient, crate::clock::now_ms()).await?;
+        insert_outgoing(&mut tx, mail, crate::clock::now_ms()).await?;
         tx.commit().await.map_err(fail)
     }
 
@@ -199,14 +202,14 @@ impl MailStore for Mail {
 
     async fn verify(&self, hash: &[u8; 32], now: i64) -> Result<Spent> {
         let mut tx = self.db.write().await?;
-        let Some((id, address, _)) = take(&mut tx, hash, Purpose::Verify, now).await? else {
+        let Some(taken) = take(&mut tx, hash, Purpose::Verify, now).await? else {
             return Ok(Spent::Invalid);
         };
         let current = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM users WHERE id = ? AND email = ?"
         )))
-        .bind(&id)
-        .bind(&address)
+        .bind(&taken.user)
+        .bind(&taken.bound_email)
         .fetch_optional(&mut *tx)
         .await
         .map_err(fail)?
@@ -218,16 +221,13 @@ impl MailStore for Mail {
                 user,
                 changed: false,
             },
-            Some(_) => {
-                let condition = (address.as_str(), "");
-                match change_user(&mut tx, &id, "verified = 1", &[], condition).await? {
-                    Change::Done(user) => Spent::Done {
-                        user,
-                        changed: true,
-                    },
-                    Change::NotAsIssued | Change::EmailTaken => Spent::Invalid,
-                }
-            }
+            Some(_) => match change_user(&mut tx, "verified = 1", &[], &taken).await? {
+                Change::Done(user) => Spent::Done {
+                    user,
+                    changed: true,
+                },
+                Change::NotAsIssued | Change::EmailTaken => Spent::Invalid,
+            },
         };
         // An invalid link is spent all the same: it could never work again.
         tx.commit().await.map_err(fail)?;
@@ -239,21 +239,18 @@ impl MailStore for Mail {
         hash: &[u8; 32],
         password_hash: &str,
         now: i64,
-        notice: &Outgoing,
+        notice: &Notice,
     ) -> Result<Spent> {
         let mut tx = self.db.write().await?;
-        let Some((id, address, bound)) = take(&mut tx, hash, Purpose::Reset, now).await? else {
+        let Some(taken) = take(&mut tx, hash, Purpose::Reset, now).await? else {
             return Ok(Spent::Invalid);
         };
         let set = "password_hash = ?, verified = 1";
-        let condition = (address.as_str(), bound.as_str());
-        let Change::Done(user) =
-            change_user(&mut tx, &id, set, &[password_hash], condition).await?
-        else {
+        let Change::Done(user) = change_user(&mut tx, set, &[password_hash], &taken).await? else {
             tx.commit().await.map_err(fail)?;
             return Ok(Spent::Invalid);
         };
-        insert_outgoing(&mut tx, notice, &user.email, now).await?;
+        insert_outgoing(&mut tx, &notice.to(&user.email), now).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Spent::Done {
             user,
@@ -261,14 +258,13 @@ impl MailStore for Mail {
         })
     }
 
-    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Outgoing) -> Result<Spent> {
+    async fn confirm(&self, hash: &[u8; 32], now: i64, notice: &Notice) -> Result<Spent> {
         let mut tx = self.db.write().await?;
-        let Some((id, address, bound)) = take(&mut tx, hash, Purpose::Confirm, now).await? else {
+        let Some(taken) = take(&mut tx, hash, Purpose::Confirm, now).await? else {
             return Ok(Spent::Invalid);
         };
         let set = "email = ?, verified = 1";
-        let condition = (bound.as_str(), "");
-        let user = match change_user(&mut tx, &id, set, &[&address], condition).await? {
+        let user = match change_user(&mut tx, set, &[&taken.address], &taken).await? {
             Change::Done(user) => user,
             Change::NotAsIssued => {
                 tx.commit().await.map_err(fail)?;
@@ -277,7 +273,7 @@ impl MailStore for Mail {
             // Rolled back: the link stays, as the change was refused rather than done.
             Change::EmailTaken => return Ok(Spent::EmailTaken),
         };
-        insert_outgoing(&mut tx, notice, &bound, now).await?;
+        insert_outgoing(&mut tx, &notice.to(&taken.bound_email), now).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Spent::Done {
             user,
@@ -314,26 +310,32 @@ impl MailStore for Mail {
         .await
         .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
-        rows.into_iter().map(queued).collect()
+        rows.into_iter()
+            .map(|row| queued(row, lease_until))
+            .collect()
     }
 
-    async fn remove(&self, id: Uuid) -> Result<()> {
-        sqlx::query("DELETE FROM outbox WHERE id = ?")
-            .bind(id.hyphenated().to_string())
+    async fn remove(&self, mail: &Queued) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM outbox WHERE id = ? AND lease_until = ?")
+            .bind(mail.id.hyphenated().to_string())
+            .bind(mail.lease_until)
             .execute(&self.db.writer)
             .await
             .map_err(fail)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
-    async fn retry(&self, id: Uuid, at: i64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET next_at = ?, lease_until = 0 WHERE id = ?")
-            .bind(at)
-            .bind(id.hyphenated().to_string())
-            .execute(&self.db.writer)
-            .await
-            .map_err(fail)?;
-        Ok(())
+    async fn retry(&self, mail: &Queued, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET next_at = ?, lease_until = 0 WHERE id = ? AND lease_until = ?",
+        )
+        .bind(at)
+        .bind(mail.id.hyphenated().to_string())
+        .bind(mail.lease_until)
+        .execute(&self.db.writer)
+        .await
+        .map_err(fail)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn depth(&self) -> Result<i64> {
@@ -343,17 +345,13 @@ impl MailStore for Mail {
             .map_err(fail)
     }
 
-    async fn purge(&self, now: i64) -> Result<()> {
-        sqlx::query("DELETE FROM email_tokens WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.db.writer)
-            .await
-            .map_err(fail)?;
+    /// `Db::purge_expired` already deletes them, every minute.
+    async fn purge(&self, _now: i64) -> Result<()> {
         Ok(())
     }
 }
 
-fn queued(row: SqliteRow) -> Result<Queued> {
+fn queued(row: SqliteRow, lease_until: i64) -> Result<Queued> {
     let id: String = row.try_get("id").map_err(fail)?;
     Ok(Queued {
         id: id.parse().map_err(|e| StoreError::failed("sqlite", e))?,
@@ -362,5 +360,6 @@ fn queued(row: SqliteRow) -> Result<Queued> {
         sealed: row.try_get("sealed").map_err(fail)?,
         attempts: row.try_get("attempts").map_err(fail)?,
         created_at: row.try_get("created_at").map_err(fail)?,
+        lease_until,
     })
 }
