@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::binary::Binary;
 use crate::helpers::smtp_tls::{
-    Connection, SMTP_PASSWORD, SMTP_USER, Security, TestCa, TlsSmtpServer,
+    AuthMechanism, Connection, SMTP_PASSWORD, SMTP_USER, Security, TestCa, TlsSmtpServer,
 };
 use crate::helpers::*;
 
@@ -107,9 +107,9 @@ fn assert_password_not_logged(service: &Service) {
     }
 }
 
-/// Over TLS, with the right login, and nothing of it in the clear but the greeting and
-/// STARTTLS (or nothing at all for smtps).
-fn assert_sent_over_tls_after_login(connection: &Connection) {
+/// Over TLS, after a login with `mechanism` and the right credentials, and nothing of it in
+/// the clear but EHLO and STARTTLS (or nothing at all for smtps).
+fn assert_sent_over_tls_after_login(connection: &Connection, mechanism: &str) {
     assert!(connection.tls, "no TLS: {connection:#?}");
     assert!(!connection.logins.is_empty(), "no login: {connection:#?}");
     for login in &connection.logins {
@@ -117,7 +117,7 @@ fn assert_sent_over_tls_after_login(connection: &Connection) {
         assert!(login.accepted, "a login refused: {login:?}");
         assert_eq!(login.user, SMTP_USER);
         assert_eq!(login.password, SMTP_PASSWORD);
-        assert!(["PLAIN", "LOGIN"].contains(&login.mechanism));
+        assert_eq!(login.mechanism, mechanism);
     }
     for mail in &connection.mails {
         assert!(mail.tls, "a message in the clear");
@@ -129,12 +129,16 @@ fn assert_sent_over_tls_after_login(connection: &Connection) {
     assert_no_password("the bytes sent in the clear", &clear);
 }
 
-/// The verify_email mail of a new user arrives through `smtp`, over TLS after a login, and
-/// its link verifies the address.
-async fn mail_arrives_over_tls(service: &Service, smtp: &TlsSmtpServer) -> Connection {
+/// The verify_email mail of a new user arrives through `smtp`, over TLS after a login with
+/// `mechanism`, and its link verifies the address.
+async fn mail_arrives_over_tls(
+    service: &Service,
+    smtp: &TlsSmtpServer,
+    mechanism: &str,
+) -> Connection {
     let email = service.register().await;
     let (mail, connection) = smtp.wait_for(&email, "verify_email").await;
-    assert_sent_over_tls_after_login(&connection);
+    assert_sent_over_tls_after_login(&connection, mechanism);
     let verified = post_at(
         &service.binary.address,
         "/api/auth/verify-email",
@@ -153,16 +157,16 @@ async fn mail_arrives_over_tls(service: &Service, smtp: &TlsSmtpServer) -> Conne
 }
 
 #[tokio::test]
-async fn with_tls_required_mail_goes_over_starttls_after_a_login() {
+async fn with_tls_required_mail_goes_over_starttls_after_a_login_with_auth_plain() {
     let ca = TestCa::new();
-    let smtp = TlsSmtpServer::start(Security::StartTls, &ca).await;
+    let smtp = TlsSmtpServer::start(Security::StartTls, AuthMechanism::Plain, &ca).await;
     let url = format!(
         "smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}?tls=required",
         smtp.port
     );
     let service = Service::start(&url, &ca.pem_file()).await;
 
-    let connection = mail_arrives_over_tls(&service, &smtp).await;
+    let connection = mail_arrives_over_tls(&service, &smtp, "PLAIN").await;
 
     assert!(connection.starttls);
     let clear = String::from_utf8_lossy(&connection.clear).to_ascii_uppercase();
@@ -170,16 +174,16 @@ async fn with_tls_required_mail_goes_over_starttls_after_a_login() {
 }
 
 #[tokio::test]
-async fn smtps_mail_goes_over_tls_from_the_first_byte_after_a_login() {
+async fn smtps_mail_goes_over_tls_from_the_first_byte_after_a_login_with_auth_login() {
     let ca = TestCa::new();
-    let smtp = TlsSmtpServer::start(Security::Implicit, &ca).await;
+    let smtp = TlsSmtpServer::start(Security::Implicit, AuthMechanism::Login, &ca).await;
     let url = format!(
         "smtps://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}",
         smtp.port
     );
     let service = Service::start(&url, &ca.pem_file()).await;
 
-    let connection = mail_arrives_over_tls(&service, &smtp).await;
+    let connection = mail_arrives_over_tls(&service, &smtp, "LOGIN").await;
 
     assert!(!connection.starttls);
     assert!(connection.clear.is_empty(), "bytes in the clear with smtps");
@@ -191,7 +195,7 @@ async fn smtps_mail_goes_over_tls_from_the_first_byte_after_a_login() {
 #[tokio::test]
 async fn with_tls_required_a_server_without_starttls_gets_neither_mail_nor_password() {
     let ca = TestCa::new();
-    let smtp = TlsSmtpServer::start(Security::None, &ca).await;
+    let smtp = TlsSmtpServer::start(Security::None, AuthMechanism::Plain, &ca).await;
     let url = format!(
         "smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}?tls=required",
         smtp.port
@@ -223,7 +227,7 @@ async fn with_tls_required_a_server_without_starttls_gets_neither_mail_nor_passw
 async fn a_certificate_from_a_ca_the_service_does_not_trust_gets_nothing() {
     let ca = TestCa::new();
     let other = TestCa::new();
-    let smtp = TlsSmtpServer::start(Security::StartTls, &ca).await;
+    let smtp = TlsSmtpServer::start(Security::StartTls, AuthMechanism::Plain, &ca).await;
     let url = format!(
         "smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}?tls=required",
         smtp.port

@@ -11,7 +11,8 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mailin::{Action, AuthMechanism, Handler, Response, Session, SessionBuilder, response};
+pub use mailin::AuthMechanism;
+use mailin::{Action, Handler, Response, Session, SessionBuilder, response};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -219,16 +220,15 @@ pub struct TlsSmtpServer {
 }
 
 impl TlsSmtpServer {
-    /// Requires a login (PLAIN or LOGIN) with `SMTP_USER` and `SMTP_PASSWORD` before `MAIL`.
-    pub async fn start(security: Security, ca: &TestCa) -> Self {
+    /// Requires a login with `SMTP_USER` and `SMTP_PASSWORD` before `MAIL`, offering only
+    /// `mechanism` (PLAIN or LOGIN).
+    pub async fn start(security: Security, mechanism: AuthMechanism, ca: &TestCa) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("SMTP port");
         let port = listener.local_addr().expect("SMTP address").port();
         let mut builder = SessionBuilder::new("smtp.tests.localhost");
-        builder
-            .enable_auth(AuthMechanism::Plain)
-            .enable_auth(AuthMechanism::Login);
+        builder.enable_auth(mechanism);
         match security {
             Security::StartTls => {
                 builder.enable_start_tls();
