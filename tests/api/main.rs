@@ -28,6 +28,7 @@ mod mail_limits;
 mod mail_links;
 mod mail_reset;
 mod mail_store;
+mod mail_tls;
 mod me;
 mod openapi;
 mod operations;

@@ -9,8 +9,9 @@
 //! Beside this file: `cookies.rs` and `responses.rs` read answers, `store.rs` reads and
 //! changes what the app stored, `smtp.rs` is a real SMTP server that keeps what it receives
 //! and `mail.rs` starts apps that mail it and makes the mail routes' requests; all are in
-//! `use crate::helpers::*`. `jwt.rs` (tokens made and checked by hand) and `settings.rs`
-//! (settings from a map) serve a few test files, which import them by name.
+//! `use crate::helpers::*`. `jwt.rs` (tokens made and checked by hand), `settings.rs`
+//! (settings from a map) and `smtp_tls.rs` (an SMTP server with TLS and a password, and a CA
+//! for it) serve a few test files, which import them by name.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ mod mail;
 mod responses;
 pub mod settings;
 mod smtp;
+pub mod smtp_tls;
 mod store;
 
 pub use accounts::*;
