@@ -109,14 +109,25 @@ impl LoginAttempts {
 
     /// Counts one more mail to `address` in a window of `window`: how many so far.
     pub async fn count_mail(&self, address: &str, window: Duration) -> Result<u64> {
-        let key = format!("mail:address:{}", sha256_hex(address.as_bytes()));
+        let key = mail_key(address);
         Ok(self.stores.counters.count(&key, window).await?.attempts)
+    }
+
+    /// Takes back what `count_mail` counted: no mail went after all.
+    pub async fn uncount_mail(&self, address: &str) -> Result<()> {
+        let key = mail_key(address);
+        Ok(self.stores.counters.clear(None, Some(&key)).await?)
     }
 }
 
 /// The email is hashed: the counters need no address in clear.
 fn email_key(email: &Email) -> String {
     format!("login:email:{}", sha256_hex(email.as_str().as_bytes()))
+}
+
+/// Mails to one address; hashed like the email's login counter.
+fn mail_key(address: &str) -> String {
+    format!("mail:address:{}", sha256_hex(address.as_bytes()))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

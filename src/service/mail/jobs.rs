@@ -118,7 +118,8 @@ impl Worker {
                 if let Some(user) = user
                     && self.allowed(&user.email, Kind::VerifyEmail).await?
                 {
-                    self.welcome(&user, at).await?;
+                    let sent = self.welcome(&user, at).await?;
+                    self.unless_sent(sent, &user.email).await?;
                 }
             }
             Job::Forgot { email } => self.reset_link(&email, Kind::ResetPassword, at).await?,
@@ -148,8 +149,10 @@ impl Worker {
                 } else {
                     Kind::ConfirmEmail
                 };
-                self.issue(&checked, Purpose::Confirm, kind, to.as_str(), at)
+                let sent = self
+                    .issue(&checked, Purpose::Confirm, kind, to.as_str(), at)
                     .await?;
+                self.unless_sent(sent, to.as_str()).await?;
             }
         }
         Ok(())
@@ -160,8 +163,19 @@ impl Worker {
             && self.allowed(&user.email, kind).await?
         {
             let bound = Bound::checked(&user);
-            self.issue(&bound, Purpose::Reset, kind, &user.email, at)
+            let sent = self
+                .issue(&bound, Purpose::Reset, kind, &user.email, at)
                 .await?;
+            self.unless_sent(sent, &user.email).await?;
+        }
+        Ok(())
+    }
+
+    /// A request that `allowed` counted but that sent nothing (a link asked for later won,
+    /// or the user changed) gives its place back.
+    async fn unless_sent(&self, sent: bool, address: &str) -> Result<()> {
+        if !sent {
+            self.attempts.uncount_mail(address).await?;
         }
         Ok(())
     }
@@ -184,7 +198,7 @@ impl Worker {
     }
 
     /// A verification link for `user` as read, asked for `at`.
-    pub async fn welcome(&self, user: &User, at: i64) -> Result<()> {
+    pub async fn welcome(&self, user: &User, at: i64) -> Result<bool> {
         let bound = Bound {
             user: user.id,
             email: user.email.clone(),
@@ -196,7 +210,7 @@ impl Worker {
 
     /// Issues a link of `purpose` for the user as `bound` says, asked for `at`, and queues
     /// a message of `kind` to `to`: the link's, or a notice that does not carry it (the
-    /// link then only stands in for the older ones it replaces).
+    /// link then only stands in for the older ones it replaces). Whether a message went.
     async fn issue(
         &self,
         bound: &Bound,
@@ -204,7 +218,7 @@ impl Worker {
         kind: Kind,
         to: &str,
         at: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (token, hash) = new_token().map_err(|_| AppError::internal("no randomness"))?;
         let ttl = match purpose {
             Purpose::Reset => self.reset_ttl,
@@ -233,21 +247,17 @@ impl Worker {
             recipient: to.to_owned(),
             sealed,
         };
-        match self.stores.mail.issue(&link, &mail).await? {
+        let why = match self.stores.mail.issue(&link, &mail).await? {
             Issued::Done => {
                 tracing::info!(kind = kind.as_str(), to = %mask(to), "mail queued");
                 self.wake.notify_one();
+                return Ok(true);
             }
-            Issued::Stale => {
-                tracing::info!(kind = kind.as_str(), to = %mask(to),
-                    "mail not queued: the user changed meanwhile");
-            }
-            Issued::Superseded => {
-                tracing::info!(kind = kind.as_str(), to = %mask(to),
-                    "mail not queued: a link asked for later exists");
-            }
-        }
-        Ok(())
+            Issued::Stale => "the user changed meanwhile",
+            Issued::Superseded => "a link asked for later exists",
+        };
+        tracing::info!(kind = kind.as_str(), to = %mask(to), "mail not queued: {why}");
+        Ok(false)
     }
 
     /// Queues a notice with no link.

@@ -146,7 +146,7 @@ impl Mailer {
     /// Writes a verification link for `user` and its mail into the outbox, now: register's
     /// first link is never dropped, and survives a crash once register has answered.
     pub async fn welcome(&self, user: &User) -> Result<()> {
-        self.worker.welcome(user, now_micros()).await
+        self.worker.welcome(user, now_micros()).await.map(drop)
     }
 
     /// Writes a notice into the outbox, now (it carries no link, so nothing to look up).

@@ -150,7 +150,7 @@ impl SmtpServer {
         self.mails(recipient, kind).len()
     }
 
-    /// The newest message to `recipient` of `kind`, once there is one (up to `MAIL_WAIT`).
+    /// The first message to `recipient` of `kind`, once there is one (up to `MAIL_WAIT`).
     pub async fn wait_for(&self, recipient: &str, kind: &str) -> Mail {
         self.wait_for_nth(recipient, kind, 1, MAIL_WAIT).await
     }
