@@ -310,7 +310,7 @@ run_pass() {
     flood_pid=''
 
     # Last, since each request counts against the client IP's failed-login counter, and the
-    # mail queue works off the known address's requests (3 mails, the rest dropped by the
+    # mail queue works off the known address's requests (3 mails, the rest limited by the
     # per-address limit) in the background.
     wrk_run forgot_known forgot "$c" /api/auth/forgot-password BENCH_EMAIL="$(head -n 1 "$seed/users")"
     wrk_run forgot_unknown forgot "$c" /api/auth/forgot-password BENCH_EMAIL=nobody@example.com
