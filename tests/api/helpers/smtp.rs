@@ -60,7 +60,7 @@ impl Handler for Collector {
     }
 }
 
-fn envelope_address(path: &str) -> String {
+pub(super) fn envelope_address(path: &str) -> String {
     path.trim()
         .trim_start_matches('<')
         .trim_end_matches('>')

@@ -25,6 +25,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::smtp::envelope_address;
 use super::{MAIL_WAIT, Mail, Received, TempDir};
 
 /// The login the server takes, and nothing else.
@@ -168,15 +169,7 @@ impl Recorder {
 
 impl Handler for Recorder {
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
-        self.recipients = to
-            .iter()
-            .map(|r| {
-                r.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_ascii_lowercase()
-            })
-            .collect();
+        self.recipients = to.iter().map(|r| envelope_address(r)).collect();
         self.data.clear();
         response::OK
     }
