@@ -1,135 +1,15 @@
 //! Sessions and login counters on a real Redis Cluster: three masters started here from
 //! `redis-server`, and two instances of the service on them that must behave as one.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use reqwest::Response;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::helpers::cluster::RedisCluster;
 use crate::helpers::*;
-
-/// A three-master cluster on free local ports, stopped and removed on drop.
-struct RedisCluster {
-    nodes: Vec<Child>,
-    ports: Vec<u16>,
-    _dir: TempDir,
-}
-
-impl RedisCluster {
-    fn start() -> Self {
-        let dir = TempDir::new();
-        let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
-        let nodes = ports
-            .iter()
-            .map(|port| {
-                Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--cluster-enabled", "yes"])
-                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                    .args(["--dir", &dir.path().to_string_lossy()])
-                    .args(["--save", "", "--appendonly", "no"])
-                    .args(["--logfile", &format!("{port}.log")])
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("redis-server (Debian's redis-server package)")
-            })
-            .collect();
-        let cluster = RedisCluster {
-            nodes,
-            ports,
-            _dir: dir,
-        };
-        for port in &cluster.ports {
-            cluster.wait_for(*port, "PING", "PONG");
-        }
-        let create = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .expect("redis-cli (Debian's redis-tools package)");
-        assert!(
-            create.status.success(),
-            "{}",
-            String::from_utf8_lossy(&create.stdout)
-        );
-        for port in &cluster.ports {
-            cluster.wait_for(*port, "CLUSTER INFO", "cluster_state:ok");
-        }
-        cluster
-    }
-
-    fn wait_for(&self, port: u16, command: &str, expected: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = Command::new("redis-cli")
-                .args(["-p", &port.to_string()])
-                .args(command.split(' '))
-                .output()
-                .expect("redis-cli");
-            if String::from_utf8_lossy(&out.stdout).contains(expected) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "node {port}: no {expected}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn urls(&self) -> String {
-        self.ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// Each node's own keys under `prefix`, with their hash slots.
-    async fn keys_by_node(&self, prefix: &str) -> Vec<Vec<(String, i64)>> {
-        let mut by_node = Vec::new();
-        for port in &self.ports {
-            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap();
-            let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
-            let mut with_slots = Vec::new();
-            for key in keys {
-                let slot: i64 = redis::cmd("CLUSTER")
-                    .arg("KEYSLOT")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                with_slots.push((key, slot));
-            }
-            by_node.push(with_slots);
-        }
-        by_node
-    }
-}
-
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let _ = node.kill();
-            let _ = node.wait();
-        }
-    }
-}
-
-/// A free port whose cluster bus port (port + 10000) is free too.
-fn cluster_port() -> u16 {
-    loop {
-        let port = free_port();
-        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-}
 
 async fn login_at(address: &str, email: &str, password: &str) -> Response {
     plain_client()
