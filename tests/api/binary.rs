@@ -23,7 +23,11 @@ impl Binary {
     }
 
     pub async fn start_with(dir: &TempDir, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on(dir, free_port(), env).await
+    }
+
+    /// As `start_with`, on a given port: a restart that clients find where they left it.
+    pub async fn start_on(dir: &TempDir, port: u16, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rs256-auth"));
         command
             .env_clear()

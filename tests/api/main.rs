@@ -11,6 +11,7 @@ mod ambiguous;
 mod availability;
 mod bodies;
 mod cluster;
+mod crashes;
 mod cross_site;
 mod cut_off;
 mod embedded;
