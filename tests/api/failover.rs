@@ -1,8 +1,9 @@
 //! `REDIS_WAIT_REPLICAS` and a Redis Cluster failover: three masters with one replica each,
-//! two instances of the service under a login and refresh load, a master SIGKILLed mid-load.
-//! Without WAIT, a rotation the dead master acknowledged but had not yet replicated can be
-//! lost (measured, printed); with `REDIS_WAIT_REPLICAS=1` none is. The figures go to stdout:
-//! run with `--nocapture` to see them.
+//! two instances of the service under a login and refresh load, a master SIGKILLed mid-load
+//! while its replica lags behind (`FAILOVER_LAG=0`: while it is up to date). Without WAIT,
+//! logins and rotations the dead master acknowledged but had not replicated are lost
+//! (measured, printed); with `REDIS_WAIT_REPLICAS=1` none is. The figures go to stdout: run
+//! with `--nocapture` to see them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
