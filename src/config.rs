@@ -80,6 +80,9 @@ pub struct Settings {
     /// Sessions and login counters; unset keeps them in the SQLite file.
     pub redis: Option<RedisTarget>,
     pub redis_key_prefix: String,
+    /// `REDIS_WAIT_REPLICAS`: how many replicas must have a session write (a login, a
+    /// rotation, a logout, an ended session) before the client is told it happened; 0: none.
+    pub redis_wait_replicas: u32,
     pub host: String,
     pub port: u16,
     pub client_origins: Vec<String>,
@@ -168,6 +171,14 @@ impl Settings {
                 "(or REDIS_CLUSTER_URLS) is required when DATABASE_URL is Postgres (several instances must share sessions)",
             ));
         }
+        let redis_wait_replicas = env.number("REDIS_WAIT_REPLICAS", 0)?;
+        if redis_wait_replicas > 0 && redis.is_none() {
+            // Sessions in the SQLite file have no replicas to wait for.
+            return Err(bad(
+                "REDIS_WAIT_REPLICAS",
+                "needs REDIS_URL or REDIS_CLUSTER_URLS (the embedded store has no replicas)",
+            ));
+        }
         let port = env.number("PORT", 8000)?;
         let metrics_port = env.metrics_port()?;
         if port != 0 && metrics_port == Some(port) {
@@ -177,6 +188,7 @@ impl Settings {
             database,
             redis,
             redis_key_prefix: env.or("REDIS_KEY_PREFIX", "rs256:"),
+            redis_wait_replicas,
             host: env.or("HOST", "0.0.0.0"),
             port,
             client_origins: env.origins()?,

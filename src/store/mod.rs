@@ -91,7 +91,7 @@ impl Stores {
         };
         let (sessions, counters) = match (&settings.redis, embedded) {
             (Some(target), _) => {
-                let redis = redis::Redis::new(target)?;
+                let redis = redis::Redis::new(target, settings.redis_wait_replicas)?;
                 let prefix = &settings.redis_key_prefix;
                 (
                     Sessions::Redis(redis::sessions::Sessions::new(redis.clone(), prefix)),

@@ -16,6 +16,7 @@ mod cross_site;
 mod cut_off;
 mod embedded;
 mod expiry;
+mod failover;
 mod faults;
 mod forged_tokens;
 mod issued_tokens;

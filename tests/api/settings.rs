@@ -36,6 +36,27 @@ fn each_malformed_setting_is_refused_naming_its_variable() {
             "DATABASE_URL",
             vec![("DATABASE_URL", Some("sqlite:x.db?mode=ro"))],
         ),
+        (
+            "REDIS_WAIT_REPLICAS",
+            vec![("REDIS_WAIT_REPLICAS", Some("-1"))],
+        ),
+        (
+            "REDIS_WAIT_REPLICAS",
+            vec![("REDIS_WAIT_REPLICAS", Some("one"))],
+        ),
+        (
+            "REDIS_WAIT_REPLICAS",
+            vec![("REDIS_WAIT_REPLICAS", Some("1.5"))],
+        ),
+        // The embedded store has no replicas to wait for.
+        (
+            "REDIS_WAIT_REPLICAS",
+            vec![
+                ("DATABASE_URL", None),
+                ("REDIS_URL", None),
+                ("REDIS_WAIT_REPLICAS", Some("1")),
+            ],
+        ),
         ("PORT", vec![("PORT", Some("abc"))]),
         ("PORT", vec![("PORT", Some("70000"))]),
         ("METRICS_PORT", vec![("METRICS_PORT", Some("metrics"))]),
@@ -201,6 +222,7 @@ fn defaults_match_the_documented_table() {
         "the embedded store"
     );
     assert_eq!(settings.redis, None, "sessions in the SQLite file");
+    assert_eq!(settings.redis_wait_replicas, 0, "no waiting for replicas");
     assert_eq!(settings.port, 8000);
     assert_eq!(settings.host, "0.0.0.0");
     assert_eq!(settings.client_origins, ["http://localhost:3000"]);
@@ -320,6 +342,29 @@ fn redis_cluster_urls_name_the_seed_nodes_and_exclude_redis_url() {
     )]));
     let error = both.err().expect("both Redis settings are refused");
     assert!(names(&error, "REDIS_CLUSTER_URLS"), "{error}");
+}
+
+#[test]
+fn redis_wait_replicas_is_a_count_for_either_redis_setting() {
+    let wait = |changes: &[(&str, Option<&str>)]| settings_with(changes).redis_wait_replicas;
+    assert_eq!(wait(&[("REDIS_WAIT_REPLICAS", Some("2"))]), 2);
+    assert_eq!(wait(&[("REDIS_WAIT_REPLICAS", Some("0"))]), 0);
+    assert_eq!(wait(&[]), 0);
+    assert_eq!(
+        wait(&[
+            ("REDIS_URL", None),
+            ("REDIS_CLUSTER_URLS", Some("127.0.0.1:7001")),
+            ("REDIS_WAIT_REPLICAS", Some("1")),
+        ]),
+        1
+    );
+    // Zero needs no Redis: it is the default.
+    let embedded = settings_with(&[
+        ("DATABASE_URL", None),
+        ("REDIS_URL", None),
+        ("REDIS_WAIT_REPLICAS", Some("0")),
+    ]);
+    assert_eq!(embedded.redis, None);
 }
 
 #[test]

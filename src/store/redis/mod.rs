@@ -8,10 +8,15 @@
 //! connection pipelines the commands of all requests on one socket. None of our commands
 //! can block it (no `BLPOP`, no `WATCH`; atomic work is a script or a `MULTI` sent as one
 //! pipeline). `docs/performance.md` has the figures.
+//!
+//! The one exception is `WAIT` (`REDIS_WAIT_REPLICAS`, see `write.rs`): it holds its
+//! connection until replicas answer, so writes that wait get a connection of their own and
+//! never delay the reads of other requests.
 
 pub mod attempts;
 pub mod entry;
 pub mod sessions;
+pub mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +45,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Redis {
     target: Arc<Target>,
+    /// Where writes that wait for replicas go: a second connection (or cluster connection)
+    /// when `replicas` > 0, else the shared one.
+    writes: Arc<Target>,
+    /// `REDIS_WAIT_REPLICAS`.
+    replicas: u32,
 }
 
 enum Target {
@@ -113,10 +123,38 @@ fn tcp() -> TcpSettings {
 
 impl Redis {
     /// Checks the settings only; see the type for when it connects. Call it on the runtime
-    /// that should drive the connections.
-    pub fn new(target: &RedisTarget) -> Result<Self, String> {
+    /// that should drive the connections. `replicas`: `REDIS_WAIT_REPLICAS`.
+    pub fn new(target: &RedisTarget, replicas: u32) -> Result<Self, String> {
+        let shared = Arc::new(Target::new(target)?);
+        let writes = if replicas > 0 {
+            Arc::new(Target::new(target)?)
+        } else {
+            shared.clone()
+        };
+        Ok(Redis {
+            target: shared,
+            writes,
+            replicas,
+        })
+    }
+
+    /// Runs `work` on the shared connection, bounded by the store timeout as a whole:
+    /// a request waits no longer than that for Redis, connecting included, then answers 503.
+    pub async fn run<T>(&self, work: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>) -> Result<T> {
+        self.target.run(work).await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.run(async |conn| redis::cmd("PING").query_async::<String>(conn).await)
+            .await
+            .map(drop)
+    }
+}
+
+impl Target {
+    fn new(target: &RedisTarget) -> Result<Self, String> {
         let runtime = Handle::current();
-        let target = match target {
+        Ok(match target {
             RedisTarget::Single(url) => {
                 let info = url
                     .as_str()
@@ -149,19 +187,14 @@ impl Redis {
                     runtime,
                 })
             }
-        };
-        Ok(Redis {
-            target: Arc::new(target),
         })
     }
 
-    /// Runs `work` on the shared connection, bounded by the store timeout as a whole:
-    /// a request waits no longer than that for Redis, connecting included, then answers 503.
-    pub async fn run<T>(&self, work: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>) -> Result<T> {
+    async fn run<T>(&self, work: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>) -> Result<T> {
         let bounded = async {
             let (generation, mut conn) = self.conn().await?;
             let result = work(&mut conn).await;
-            if let (Err(e), Target::Single(single)) = (&result, &*self.target)
+            if let (Err(e), Target::Single(single)) = (&result, self)
                 && lost(e)
             {
                 single.discard(generation);
@@ -178,7 +211,7 @@ impl Redis {
     }
 
     async fn conn(&self) -> Result<(u64, Conn)> {
-        match &*self.target {
+        match self {
             Target::Single(single) => {
                 let (generation, conn) = single.conn().await?;
                 Ok((generation, Conn::Single(conn)))
@@ -197,12 +230,6 @@ impl Redis {
                 Ok((0, Conn::Cluster(conn.clone())))
             }
         }
-    }
-
-    pub async fn ping(&self) -> Result<()> {
-        self.run(async |conn| redis::cmd("PING").query_async::<String>(conn).await)
-            .await
-            .map(drop)
     }
 }
 

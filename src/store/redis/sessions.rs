@@ -16,7 +16,9 @@
 //! - `<prefix>{<user>}:sessions`: the user's index, a sorted set of sids scored by when each
 //!   session ends, so that listing them scans only this user's sessions; an entry whose
 //!   session is gone is dropped when the list is read;
-//! - `<prefix>{<user>}:stamp`: changes whenever the user changes (`Stamp`).
+//! - `<prefix>{<user>}:stamp`: changes whenever the user changes (`Stamp`);
+//! - `<prefix>{<user>}:fence`: written (for a second) only with `REDIS_WAIT_REPLICAS`, just
+//!   before each `WAIT` (`write.rs`).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -26,6 +28,7 @@ use uuid::Uuid;
 
 use crate::clock::{millis, now_ms};
 use crate::store::error::Result;
+use crate::store::redis::write::evalsha;
 use crate::store::redis::{Redis, entry};
 use crate::store::rotation::{self, RefreshState, Rotate, Rotation, Seen, Step};
 use crate::store::sessions::{
@@ -180,6 +183,10 @@ impl Sessions {
     fn index_key(&self, user: Uuid) -> String {
         format!("{}{{{user}}}:sessions", self.prefix)
     }
+
+    fn fence_key(&self, user: Uuid) -> String {
+        format!("{}{{{user}}}:fence", self.prefix)
+    }
 }
 
 impl SessionStore for Sessions {
@@ -203,15 +210,16 @@ impl SessionStore for Sessions {
         // The index lives as long as its longest-lived session: the sweep of a password
         // change and the list find sessions only through it.
         let ttl = refresh.expires_at.ttl_ms();
-        let mut invocation = CREATE.prepare_invoke();
-        invocation
-            .key(stamp_key(&self.prefix, user))
-            .key(self.session_key(user, sid))
-            .key(self.token_key(user, sid, access.token_uuid))
-            .key(self.token_key(user, sid, refresh.token_uuid))
-            .key(self.details_key(user, sid))
-            .key(self.index_key(user))
-            .arg(stamp)
+        let keys = [
+            stamp_key(&self.prefix, user),
+            self.session_key(user, sid),
+            self.token_key(user, sid, access.token_uuid),
+            self.token_key(user, sid, refresh.token_uuid),
+            self.details_key(user, sid),
+            self.index_key(user),
+        ];
+        let mut call = evalsha(&CREATE, &keys);
+        call.arg(stamp)
             .arg(entry::session(user))
             .arg(entry::access(user))
             .arg(access.expires_at.ttl_ms())
@@ -222,10 +230,8 @@ impl SessionStore for Sessions {
             .arg(&device.ip)
             .arg(sid.to_string())
             .arg(now.saturating_add(ttl));
-        let created: i64 = self
-            .redis
-            .run(async |c| invocation.invoke_async(c).await)
-            .await?;
+        let fence = self.fence_key(user);
+        let created: i64 = self.redis.script(&CREATE, &call, &fence).await?;
         Ok(if created == 1 {
             Created::Created
         } else {
@@ -289,28 +295,33 @@ impl SessionStore for Sessions {
     }
 
     async fn end_one(&self, user: Uuid, sid: Uuid) -> Result<Ended> {
-        let mut pipe = redis::pipe();
+        let session = self.session_key(user, sid);
         // The session's key names its user: another user's sid is simply not there.
-        pipe.atomic()
-            .del(self.session_key(user, sid))
-            .del(self.details_key(user, sid))
-            .ignore()
-            .zrem(self.index_key(user), sid.to_string())
-            .ignore();
-        let (ended,): (u32,) = self.redis.run(async |c| pipe.query_async(c).await).await?;
-        Ok(Ended::from_count(u64::from(ended)))
+        let answers = self
+            .redis
+            .transaction(
+                &self.fence_key(user),
+                &[
+                    cmd("DEL", &[&session]),
+                    cmd("DEL", &[&self.details_key(user, sid)]),
+                    cmd("ZREM", &[&self.index_key(user), &sid.to_string()]),
+                ],
+            )
+            .await?;
+        let ended: u64 = answers
+            .first()
+            .and_then(|v| redis::from_redis_value_ref(v).ok())
+            .unwrap_or(0);
+        Ok(Ended::from_count(ended))
     }
 
     async fn end_all(&self, user: Uuid, keep: Option<Uuid>) -> Result<usize> {
-        let mut invocation = END_ALL.prepare_invoke();
-        invocation
-            .key(self.index_key(user))
-            .arg(format!("{}{{{user}}}:", self.prefix))
+        let index = [self.index_key(user)];
+        let mut call = evalsha(&END_ALL, &index);
+        call.arg(format!("{}{{{user}}}:", self.prefix))
             .arg(keep.map_or_else(String::new, |k| k.to_string()));
-        let ended: i64 = self
-            .redis
-            .run(async |c| invocation.invoke_async(c).await)
-            .await?;
+        let fence = self.fence_key(user);
+        let ended: i64 = self.redis.script(&END_ALL, &call, &fence).await?;
         Ok(usize::try_from(ended).unwrap_or(0))
     }
 
@@ -351,25 +362,29 @@ impl SessionStore for Sessions {
     async fn user_changed(&self, user: Uuid) -> Result<()> {
         let key = stamp_key(&self.prefix, user);
         let fresh = Uuid::new_v4().to_string();
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(fresh).arg("PX").arg(STAMP_TTL_MS);
         self.redis
-            .run(async |c| c.pset_ex::<_, _, ()>(&key, &fresh, STAMP_TTL_MS).await)
+            .transaction(&self.fence_key(user), &[set])
             .await
+            .map(drop)
     }
 
     async fn rotate(&self, rotate: &Rotate, stamp: Option<&str>) -> Result<Rotation> {
         let (user, sid, next) = (rotate.user, rotate.sid, rotate.next);
-        let mut invocation = REFRESH.prepare_invoke();
-        invocation
-            .key(self.token_key(user, sid, rotate.presented))
-            .key(self.session_key(user, sid))
-            .key(self.token_key(user, sid, next.access))
-            .key(self.token_key(user, sid, next.refresh))
-            .key(self.grace_key(user, sid, rotate.presented))
-            .key(self.reused_key(user, sid))
-            .key(stamp_key(&self.prefix, user))
-            .key(self.details_key(user, sid))
-            .key(self.index_key(user))
-            .arg(user.to_string())
+        let keys = [
+            self.token_key(user, sid, rotate.presented),
+            self.session_key(user, sid),
+            self.token_key(user, sid, next.access),
+            self.token_key(user, sid, next.refresh),
+            self.grace_key(user, sid, rotate.presented),
+            self.reused_key(user, sid),
+            stamp_key(&self.prefix, user),
+            self.details_key(user, sid),
+            self.index_key(user),
+        ];
+        let mut call = evalsha(&REFRESH, &keys);
+        call.arg(user.to_string())
             .arg(entry::access(user))
             .arg(entry::refresh_live(user, next.access))
             .arg(rotate.access_expires.ttl_ms())
@@ -382,10 +397,8 @@ impl SessionStore for Sessions {
             .arg(next.iat)
             .arg(now_ms())
             .arg(sid.to_string());
-        let answer: Vec<Value> = self
-            .redis
-            .run(async |c| invocation.invoke_async(c).await)
-            .await?;
+        let fence = self.fence_key(user);
+        let answer: Vec<Value> = self.redis.script(&REFRESH, &call, &fence).await?;
         let seen = match answer.first().and_then(text).as_deref() {
             Some("rotated") => return Ok(Rotation::Rotated),
             Some("user_changed") => return Ok(Rotation::UserChanged),
@@ -414,18 +427,20 @@ impl SessionStore for Sessions {
                     Ok(value.and_then(|v| entry::parse_refresh(&v, user)))
                 };
                 let newest = rotation::newest(successor, lookup).await?;
+                // The successors were written by other requests, maybe just now.
+                self.redis.settle(&fence).await?;
                 Ok(newest.map_or(Rotation::Revoked, Rotation::InGrace))
             }
             Step::RevokeForReuse => {
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .del(self.session_key(user, sid))
-                    .cmd("SET")
-                    .arg(self.reused_key(user, sid))
+                let session = self.session_key(user, sid);
+                let mut mark = redis::cmd("SET");
+                mark.arg(self.reused_key(user, sid))
                     .arg(entry::reused(rotate.presented))
                     .arg("PX")
                     .arg(rotate.refresh_expires.ttl_ms());
-                let () = self.redis.run(async |c| pipe.query_async(c).await).await?;
+                self.redis
+                    .transaction(&fence, &[cmd("DEL", &[&session]), mark])
+                    .await?;
                 Ok(Rotation::Reused)
             }
             // The script rotates every live entry of a live session itself; what it
@@ -445,13 +460,12 @@ impl SessionStore for Sessions {
                 self.grace_key(user, sid, token.token_uuid),
                 self.details_key(user, sid),
             ];
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .del(&keys)
-                .ignore()
-                .zrem(self.index_key(user), sid.to_string())
-                .ignore();
-            let () = self.redis.run(async |c| pipe.query_async(c).await).await?;
+            let mut del = redis::cmd("DEL");
+            del.arg(&keys);
+            let zrem = cmd("ZREM", &[&self.index_key(user), &sid.to_string()]);
+            self.redis
+                .transaction(&self.fence_key(user), &[del, zrem])
+                .await?;
         }
         Ok(())
     }
@@ -474,6 +488,13 @@ fn info(sid: Uuid, details: &HashMap<String, String>) -> SessionInfo {
             ip: text("ip"),
         },
     }
+}
+
+/// A command with string arguments.
+fn cmd(name: &str, args: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd(name);
+    cmd.arg(args);
+    cmd
 }
 
 fn text(value: &Value) -> Option<String> {

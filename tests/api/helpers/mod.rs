@@ -29,6 +29,7 @@ pub mod cluster;
 mod cookies;
 pub mod jwt;
 mod mail;
+pub mod replicated;
 mod responses;
 pub mod settings;
 mod smtp;
