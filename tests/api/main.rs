@@ -17,6 +17,7 @@ mod embedded;
 mod expiry;
 mod faults;
 mod forged_tokens;
+mod history;
 mod issued_tokens;
 mod key_settings;
 mod login;

@@ -27,6 +27,7 @@ use uuid::Uuid;
 mod accounts;
 pub mod cluster;
 mod cookies;
+pub mod history;
 pub mod jwt;
 mod mail;
 mod responses;
