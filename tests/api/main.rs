@@ -19,6 +19,7 @@ mod expiry;
 mod failover;
 mod faults;
 mod forged_tokens;
+mod history;
 mod issued_tokens;
 mod key_settings;
 mod login;

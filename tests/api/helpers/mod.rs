@@ -9,7 +9,8 @@
 //! Beside this file: `cookies.rs` and `responses.rs` read answers, `store.rs` reads and
 //! changes what the app stored, `smtp.rs` is a real SMTP server that keeps what it receives
 //! and `mail.rs` starts apps that mail it and makes the mail routes' requests; all are in
-//! `use crate::helpers::*`. `cluster.rs` (a Redis Cluster of local processes), `jwt.rs` (tokens made and checked by hand), `settings.rs`
+//! `use crate::helpers::*`. `cluster.rs` (a Redis Cluster of local processes), `history.rs`
+//! (a history of calls and a checker of the session properties), `jwt.rs` (tokens made and checked by hand), `settings.rs`
 //! (settings from a map) and `smtp_tls.rs` (an SMTP server with TLS and a password, and a CA
 //! for it) serve a few test files, which import them by name.
 
@@ -27,6 +28,7 @@ use uuid::Uuid;
 mod accounts;
 pub mod cluster;
 mod cookies;
+pub mod history;
 pub mod jwt;
 mod mail;
 pub mod replicated;
