@@ -88,8 +88,21 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
     return locks ? locks.request(REFRESH_LOCK, task) : task();
   }
 
+  // A refresh whose answer was lost (the network, a 5xx) may have rotated the token all
+  // the same: sent again at once, inside REFRESH_REUSE_GRACE, it gets the same new tokens;
+  // sent much later it would look like a stolen copy and end the session.
+  async function refreshOnce() {
+    try {
+      return await send(REFRESH_PATH, { method: 'POST' });
+    } catch (error) {
+      if (error.httpStatus !== 0 && error.httpStatus < 500) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      return send(REFRESH_PATH, { method: 'POST' });
+    }
+  }
+
   function refresh() {
-    refreshing ??= acrossTabs(() => send(REFRESH_PATH, { method: 'POST' }))
+    refreshing ??= acrossTabs(refreshOnce)
       .then((answer) => {
         generation += 1;
         return answer;

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use redis::{AsyncCommands, Script, Value};
+use redis::{Script, Value};
 use uuid::Uuid;
 
 use crate::clock::{millis, now_ms};
@@ -421,9 +421,20 @@ impl SessionStore for Sessions {
         match rotation::decide(&seen) {
             Step::Answer(answer) => Ok(answer),
             Step::FollowChain(successor) => {
+                // Each read takes the session with the entry, in one MGET: a logout or a
+                // revocation that lands while the chain is read breaks the chain, so no 200
+                // leaves with the tokens of a session that has ended (the rotation model found
+                // this, with separate GETs).
+                let session = self.session_key(user, sid);
                 let lookup = async |refresh| {
-                    let key = self.token_key(user, sid, refresh);
-                    let value: Option<String> = self.redis.run(async |c| c.get(&key).await).await?;
+                    let keys = [self.token_key(user, sid, refresh), session.clone()];
+                    let (value, live): (Option<String>, Option<String>) = self
+                        .redis
+                        .run(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await)
+                        .await?;
+                    if !live.is_some_and(|v| entry::owned_by(&v, user)) {
+                        return Ok(None);
+                    }
                     Ok(value.and_then(|v| entry::parse_refresh(&v, user)))
                 };
                 let newest = rotation::newest(successor, lookup).await?;
