@@ -96,7 +96,7 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
       return await send(REFRESH_PATH, { method: 'POST' });
     } catch (error) {
       if (error.httpStatus !== 0 && error.httpStatus < 500) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await new Promise((resolve) => setTimeout(resolve, 300));
       return send(REFRESH_PATH, { method: 'POST' });
     }
   }

@@ -10,7 +10,6 @@ use crate::domain::{Email, NewUser, User};
 use crate::error::{AppError, Result};
 use crate::service::core::{Core, gone_user};
 use crate::service::mail::{Job, Kind};
-use crate::store::sessions::SessionStore;
 use crate::store::users::{Changed, Inserted, UserStore};
 
 /// Input already checked at the edge (trimmed, lowercased, lengths).
@@ -114,12 +113,7 @@ impl AccountFlows {
         core.mail.notice(Kind::PasswordChanged, &user.email).await?;
         // The stamp before the sweep: a login that checked the old password and writes its
         // session after the sweep finds the stamp moved (see `SessionFlows::login`).
-        core.user_changed(user.id).await?;
-        core.stores
-            .sessions
-            .end_all(user.id, Some(change.keep))
-            .await?;
-        Ok(())
+        core.sweep(user.id, Some(change.keep)).await
     }
 
     /// Deletes `user` after checking their password, and ends all of their sessions.
@@ -133,8 +127,6 @@ impl AccountFlows {
             return Err(gone_user());
         }
         core.mail.notice(Kind::AccountDeleted, &user.email).await?;
-        core.user_changed(user.id).await?;
-        core.stores.sessions.end_all(user.id, None).await?;
-        Ok(())
+        core.sweep(user.id, None).await
     }
 }

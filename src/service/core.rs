@@ -103,6 +103,17 @@ impl Core {
         Ok(self.stores.sessions.user_changed(user).await?)
     }
 
+    /// After a change that ends sessions (a new password, a reset, a deletion): moves the
+    /// stamp, then ends every session of the user but `keep`. The sweep runs even if moving
+    /// the stamp failed: with `REDIS_WAIT_REPLICAS`, a stamp the replicas did not confirm in
+    /// time is on the master all the same, and a thief's sessions must not outlive it. The
+    /// first error is the answer.
+    pub async fn sweep(&self, user: Uuid, keep: Option<Uuid>) -> Result<()> {
+        let moved = self.user_changed(user).await;
+        self.stores.sessions.end_all(user, keep).await?;
+        moved
+    }
+
     /// Reads the user of a refresh token under a fresh stamp: the stamp it was read under
     /// (`None` where the store keeps none), and the user. A user that is gone ends the session.
     pub async fn check_user(&self, old: &Claims) -> Result<(Option<String>, Arc<User>)> {

@@ -17,7 +17,6 @@ use crate::service::core::Core;
 use crate::service::mail::link::hash_of;
 use crate::service::mail::{Job, Kind};
 use crate::store::mail::{MailStore, Notice, Purpose, Spent};
-use crate::store::sessions::SessionStore;
 
 pub struct EmailFlows {
     core: Arc<Core>,
@@ -76,10 +75,13 @@ impl EmailFlows {
             .mail
             .reset(&hash, &password_hash, now_ms(), &notice)
             .await?;
-        let user = self.granted(spent, ip).await?;
+        let Spent::Done { user, .. } = spent else {
+            return self.granted(spent, ip).await.map(drop);
+        };
         core.mail.wake();
         // The stamp before the sweep, as for a password change (`AccountFlows`).
-        core.stores.sessions.end_all(user.id, None).await?;
+        core.sweep(user.id, None).await?;
+        core.attempts.forgive_ip(ip).await?;
         core.attempts
             .succeeded(&Email::normalize(&user.email), None)
             .await?;

@@ -53,6 +53,8 @@ fn cluster_settings(urls: &str, prefix: &str, replicas: &str) -> Vec<(String, St
         ("REDIS_CLUSTER_URLS".into(), urls.to_owned()),
         ("REDIS_KEY_PREFIX".into(), prefix.to_owned()),
         ("REDIS_WAIT_REPLICAS".into(), replicas.to_owned()),
+        // Longer than any recovery measured (8 s): a retry after a failover is never reuse.
+        ("REFRESH_REUSE_GRACE".into(), "30s".into()),
         // Many logins of few users, from one address.
         ("LOGIN_ATTEMPTS_LIMIT".into(), "100000".into()),
         ("LOGIN_ATTEMPTS_IP_LIMIT".into(), "100000".into()),
@@ -319,13 +321,24 @@ fn all_serving(load: &Load, instances: usize, steady: Duration) -> bool {
     })
 }
 
-/// Latency percentiles of `count` sequential calls, in ms.
+/// Latency percentiles of `count` sequential calls answered 200, in ms. A measurement, not a
+/// check: on a loaded machine a replica may miss the 250 ms of a WAIT, and that 503 is
+/// retried (printed, not counted).
 async fn latencies(count: usize, mut call: impl AsyncFnMut() -> u16) -> (f64, f64) {
     let mut ms = Vec::new();
-    for _ in 0..count {
+    let mut refused = 0;
+    while ms.len() < count {
         let started = Instant::now();
-        assert_eq!(call().await, 200);
-        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let status = call().await;
+        if status == 200 {
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            refused += 1;
+            assert!(refused <= count, "more refusals than calls: {status}");
+        }
+    }
+    if refused > 0 {
+        println!("{refused} calls of the latency measurement were refused and retried");
     }
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
@@ -347,9 +360,11 @@ async fn refresh_rate(instances: &[String; 2], users: &[String]) -> f64 {
             let mut done = 0u32;
             while Instant::now() < until {
                 let response = refresh_at(&address, &held.refresh).await;
-                assert_eq!(response.status(), 200);
-                held = session_from(&response);
-                done += 1;
+                // A measurement: a 503 (a WAIT missed on a loaded machine) is retried.
+                if response.status() == 200 {
+                    held = session_from(&response);
+                    done += 1;
+                }
             }
             done
         }));
@@ -441,7 +456,10 @@ async fn failover(replicas: &str, lagging: bool) -> Figures {
     let (refresh_p50, refresh_p99) = latencies(200, async || {
         let response = refresh_at(&a.address, &held.refresh).await;
         let status = response.status().as_u16();
-        held = session_from(&response);
+        // A 503 may have rotated all the same: the retry, inside the grace window, gets it.
+        if status == 200 {
+            held = session_from(&response);
+        }
         status
     })
     .await;

@@ -125,9 +125,10 @@ impl Redis {
     /// Checks the settings only; see the type for when it connects. Call it on the runtime
     /// that should drive the connections. `replicas`: `REDIS_WAIT_REPLICAS`.
     pub fn new(target: &RedisTarget, replicas: u32) -> Result<Self, String> {
-        let shared = Arc::new(Target::new(target)?);
+        let shared = Arc::new(Target::new(target, RESPONSE_TIMEOUT)?);
         let writes = if replicas > 0 {
-            Arc::new(Target::new(target)?)
+            // A WAIT holds the connection: writes queue behind it (see `write.rs`).
+            Arc::new(Target::new(target, STORE_TIMEOUT)?)
         } else {
             shared.clone()
         };
@@ -152,7 +153,7 @@ impl Redis {
 }
 
 impl Target {
-    fn new(target: &RedisTarget) -> Result<Self, String> {
+    fn new(target: &RedisTarget, response_timeout: Duration) -> Result<Self, String> {
         let runtime = Handle::current();
         Ok(match target {
             RedisTarget::Single(url) => {
@@ -166,7 +167,7 @@ impl Target {
                     client,
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                        .set_response_timeout(Some(RESPONSE_TIMEOUT)),
+                        .set_response_timeout(Some(response_timeout)),
                     current: Mutex::new(None),
                     connecting: tokio::sync::Mutex::new(()),
                     generation: AtomicU64::new(0),
@@ -176,7 +177,7 @@ impl Target {
             RedisTarget::Cluster(nodes) => {
                 let client = ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
+                    .response_timeout(response_timeout)
                     .tcp_settings(tcp())
                     .retries(2)
                     .build()

@@ -437,10 +437,12 @@ impl SessionStore for Sessions {
                     }
                     Ok(value.and_then(|v| entry::parse_refresh(&v, user)))
                 };
-                let newest = rotation::newest(successor, lookup).await?;
+                let Some(newest) = rotation::newest(successor, lookup).await? else {
+                    return Ok(Rotation::Revoked);
+                };
                 // The successors were written by other requests, maybe just now.
                 self.redis.settle(&fence).await?;
-                Ok(newest.map_or(Rotation::Revoked, Rotation::InGrace))
+                Ok(Rotation::InGrace(newest))
             }
             Step::RevokeForReuse => {
                 let session = self.session_key(user, sid);

@@ -39,8 +39,9 @@ use crate::store::error::{Result, StoreError};
 use crate::store::redis::{Conn, Redis, command_failed};
 
 /// How long a write waits for its replicas. Healthy replicas answer in about a network round
-/// trip; this stays well under the connection's response timeout (500 ms), which would
-/// otherwise drop the connection, with the writes queued behind the `WAIT` on it.
+/// trip. A `WAIT` holds its connection, so writes queued behind it wait their turn: the
+/// connection for waited writes answers within the store timeout rather than the 500 ms of
+/// the shared one, so that a lagging replica gives 503s, not a dropped connection.
 pub const WAIT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// How long a fence key lives: it only has to move the replication offset.
@@ -129,10 +130,11 @@ impl Redis {
             })
             .await?;
         if self.replicas > 0 {
+            // Anything but a count (a node demoted to replica refuses WAIT) is an outage.
             let acknowledged = match answers.pop() {
                 Some(Value::Int(n)) => n,
                 other => {
-                    return Err(StoreError::failed(
+                    return Err(StoreError::unavailable(
                         "redis",
                         format!("WAIT answered {other:?}"),
                     ));
