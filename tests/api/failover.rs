@@ -27,6 +27,29 @@ async fn login_at(address: &str, email: &str) -> Response {
         .unwrap()
 }
 
+/// Sends `send` again while it answers 503, for up to 20 s: where a test needs a login or a
+/// refresh to go through, a replica that a loaded machine keeps past a WAIT's 250 ms is an
+/// outage the client retries, not a failure. A refresh retried this way stays inside the
+/// grace window and gets the same successors.
+async fn until_served(mut send: impl AsyncFnMut() -> Response) -> Response {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = send().await;
+        if response.status() != 503 || Instant::now() > deadline {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn login_ok(address: &str, email: &str) -> Response {
+    until_served(async || login_at(address, email).await).await
+}
+
+async fn refresh_ok(address: &str, refresh: &str) -> Response {
+    until_served(async || refresh_at(address, refresh).await).await
+}
+
 async fn logout_at(address: &str, token: &str) -> Response {
     plain_client()
         .post(format!("{address}/api/auth/logout"))
@@ -91,12 +114,12 @@ async fn wait_goes_to_the_master_that_took_the_write() {
     // Two users whose slots have different masters.
     let port = cluster.live_port();
     let first_email = a.register_user().await;
-    let first = session_from(&login_at(&a.address, &first_email).await);
-    let second = session_from(&login_at(&a.address, &first_email).await);
+    let first = session_from(&login_ok(&a.address, &first_email).await);
+    let second = session_from(&login_ok(&a.address, &first_email).await);
     let (master, replicas) = cluster.serving(port, user_slot(&cluster, &first));
     let (other_email, other) = loop {
         let email = a.register_user().await;
-        let login = login_at(&a.address, &email).await;
+        let login = login_ok(&a.address, &email).await;
         assert_eq!(login.status(), 200);
         let session = session_from(&login);
         if cluster.serving(port, user_slot(&cluster, &session)).0.id != master.id {
@@ -119,10 +142,12 @@ async fn wait_goes_to_the_master_that_took_the_write() {
     assert_eq!(logout_at(&a.address, &second.access).await.status(), 503);
     // ...while the other user's master, whose replica answers, acknowledges at once on the
     // same instance: the WAIT went to the first user's master, not to any node.
-    let rotated = refresh_at(&a.address, &other.refresh).await;
+    // (A 503 here is retried: a loaded machine may keep that replica past 250 ms too, while
+    // the frozen one never answers.)
+    let rotated = refresh_ok(&a.address, &other.refresh).await;
     assert_eq!(rotated.status(), 200);
     let other = session_from(&rotated);
-    assert_eq!(login_at(&a.address, &other_email).await.status(), 200);
+    assert_eq!(login_ok(&a.address, &other_email).await.status(), 200);
     // And the instance that does not wait writes to the same master as usual.
     assert_eq!(login_at(&b, &first_email).await.status(), 200);
 
@@ -162,7 +187,7 @@ async fn on_one_server_a_write_waits_for_its_replica_and_a_read_does_not() {
     ];
     let app = spawn_app_on(TestStore::fresh().await, &settings).await;
     let email = app.register_user().await;
-    let login = login_at(&app.address, &email).await;
+    let login = login_ok(&app.address, &email).await;
     assert_eq!(login.status(), 200);
     let session = session_from(&login);
 
@@ -350,7 +375,7 @@ async fn refresh_rate(instances: &[String; 2], users: &[String]) -> f64 {
     let mut sessions = Vec::new();
     for (i, email) in users.iter().chain(users).enumerate() {
         let address = instances[i % 2].clone();
-        let login = login_at(&address, email).await;
+        let login = login_ok(&address, email).await;
         sessions.push((address, session_from(&login)));
     }
     let until = Instant::now() + Duration::from_secs(2);
@@ -438,7 +463,7 @@ async fn failover(replicas: &str, lagging: bool) -> Figures {
     let mut elsewhere = 0;
     while users.len() < 6 {
         let email = a.register_user().await;
-        let session = session_from(&login_at(&a.address, &email).await);
+        let session = session_from(&login_ok(&a.address, &email).await);
         let master = cluster.serving(port, user_slot(&cluster, &session)).0;
         let target = target.get_or_insert_with(|| master.clone());
         if master.id == target.id {
@@ -452,7 +477,7 @@ async fn failover(replicas: &str, lagging: bool) -> Figures {
     let replica = cluster.serving(port, target.slots[0].0).1[0].port;
 
     // What waiting costs, on the healthy cluster: sequential refreshes and logins.
-    let mut held = session_from(&login_at(&a.address, &users[0]).await);
+    let mut held = session_from(&login_ok(&a.address, &users[0]).await);
     let (refresh_p50, refresh_p99) = latencies(200, async || {
         let response = refresh_at(&a.address, &held.refresh).await;
         let status = response.status().as_u16();
@@ -571,11 +596,13 @@ async fn failover(replicas: &str, lagging: bool) -> Figures {
         for address in &instances {
             answers.push(me_at(address, &session.access).await.status().as_u16());
         }
-        let (status, code, _) = read(refresh_at(&instances[0], &session.refresh).await).await;
+        // A 503 (the replica slow to confirm, on a loaded machine) is retried as a client
+        // would; a lost session answers 401 however often it is asked.
+        let (status, code, _) = read(refresh_ok(&instances[0], &session.refresh).await).await;
         answers.push(status);
         false_reused += usize::from(code == "refresh_reused");
         // The same token again, elsewhere: inside the grace window, the same successors.
-        let (status, code, _) = read(refresh_at(&instances[1], &session.refresh).await).await;
+        let (status, code, _) = read(refresh_ok(&instances[1], &session.refresh).await).await;
         answers.push(status);
         false_reused += usize::from(code == "refresh_reused");
         if answers.iter().any(|&s| s != 200) {
