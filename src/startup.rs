@@ -16,12 +16,8 @@ use crate::http::middleware::{RequestSpan, request_id};
 use crate::http::state::AppState;
 use crate::http::{body, metrics_route, not_found, routes};
 use crate::metrics::Metrics;
-use crate::service::attempts::Limits;
 use crate::service::auth::AuthService;
 use crate::service::cursor::CursorSeal;
-use crate::service::password::{Passwords, QueueMetrics};
-use crate::service::tokens::Tokens;
-use crate::store::Stores;
 
 /// How long requests in flight may take to finish once a stop is asked for.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -37,27 +33,7 @@ impl Application {
     /// Everything that can fail at start fails here, with a message naming the cause.
     pub async fn build(settings: Settings) -> Result<Self, String> {
         let metrics = web::Data::new(Metrics::new()?);
-        let tokens = Tokens::from_settings(&settings)?;
-        let stores = Stores::open(&settings).await?;
-        let queue = QueueMetrics {
-            depth: metrics.hash_queue.clone(),
-            wait: metrics.hash_wait.clone(),
-        };
-        let passwords = Passwords::new(settings.hash_concurrency, queue)?;
-        let limits = Limits {
-            per_email: settings.login_attempts_limit,
-            per_ip: settings.login_attempts_ip_limit,
-            window: settings.login_attempts_window,
-        };
-        let auth = AuthService::new(
-            stores,
-            limits,
-            tokens,
-            passwords,
-            settings.refresh_reuse_grace,
-            &metrics,
-            &settings.mail,
-        )?;
+        let auth = AuthService::from_settings(&settings, &metrics).await?;
         let state = web::Data::new(AppState {
             cursors: CursorSeal::new(auth.cursor_key()),
             auth,

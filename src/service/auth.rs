@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::MailSettings;
+use crate::config::{MailSettings, Settings};
 use crate::metrics::Metrics;
 use crate::service::accounts::AccountFlows;
 use crate::service::admin::AdminFlows;
@@ -13,7 +13,7 @@ use crate::service::attempts::{Limits, LoginAttempts};
 use crate::service::core::Core;
 use crate::service::email::EmailFlows;
 use crate::service::mail::{MailParts, Mailer};
-use crate::service::password::Passwords;
+use crate::service::password::{Passwords, QueueMetrics};
 use crate::service::sessions::SessionFlows;
 use crate::service::tokens::Tokens;
 use crate::store::sessions::SessionStore;
@@ -35,6 +35,31 @@ pub struct AuthService {
 }
 
 impl AuthService {
+    /// The service as the settings describe it: its stores opened, its keys read.
+    pub async fn from_settings(settings: &Settings, metrics: &Metrics) -> Result<Self, String> {
+        let tokens = Tokens::from_settings(settings)?;
+        let stores = Stores::open(settings).await?;
+        let queue = QueueMetrics {
+            depth: metrics.hash_queue.clone(),
+            wait: metrics.hash_wait.clone(),
+        };
+        let passwords = Passwords::new(settings.hash_concurrency, queue)?;
+        let limits = Limits {
+            per_email: settings.login_attempts_limit,
+            per_ip: settings.login_attempts_ip_limit,
+            window: settings.login_attempts_window,
+        };
+        Self::new(
+            stores,
+            limits,
+            tokens,
+            passwords,
+            settings.refresh_reuse_grace,
+            metrics,
+            &settings.mail,
+        )
+    }
+
     /// Starts the mail worker and sender too (`service::mail`), so it needs a runtime.
     pub fn new(
         stores: Stores,

@@ -4,30 +4,11 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use reqwest::Response;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::cluster::RedisCluster;
 use crate::helpers::*;
-
-async fn login_at(address: &str, email: &str, password: &str) -> Response {
-    plain_client()
-        .post(format!("{address}/api/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn logout_at(address: &str, token: &str) -> Response {
-    plain_client()
-        .post(format!("{address}/api/auth/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn name_seen_at(address: &str, access: &str) -> String {
     let response = me_at(address, access).await;

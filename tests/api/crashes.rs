@@ -22,7 +22,7 @@ mod file;
 mod load;
 
 use file::{check_file, snapshot};
-use load::{Client, Counts, Issued, Rng, load};
+use load::{Client, Counts, Issued, load};
 
 const KILLS: usize = 20;
 const CLIENTS: usize = 10;

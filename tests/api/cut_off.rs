@@ -26,15 +26,6 @@ const NO_LIMITS: [(&str, &str); 2] = [
     ("LOGIN_ATTEMPTS_IP_LIMIT", "100000"),
 ];
 
-async fn login_at(base: &str, email: &str, password: &str) -> reqwest::Response {
-    plain_client()
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn login_as(base: &str, email: &str) -> Session {
     let response = login_at(base, email, PASSWORD).await;
     assert_eq!(response.status(), 200);

@@ -18,15 +18,6 @@ use crate::helpers::cluster::RedisCluster;
 use crate::helpers::replicated::ReplicatedRedis;
 use crate::helpers::*;
 
-async fn login_at(address: &str, email: &str) -> Response {
-    plain_client()
-        .post(format!("{address}/api/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Sends `send` again while it answers 503, for up to 20 s: where a test needs a login or a
 /// refresh to go through, a replica that a loaded machine keeps past a WAIT's 250 ms is an
 /// outage the client retries, not a failure. A refresh retried this way stays inside the
@@ -43,20 +34,11 @@ async fn until_served(mut send: impl AsyncFnMut() -> Response) -> Response {
 }
 
 async fn login_ok(address: &str, email: &str) -> Response {
-    until_served(async || login_at(address, email).await).await
+    until_served(async || login_at(address, email, PASSWORD).await).await
 }
 
 async fn refresh_ok(address: &str, refresh: &str) -> Response {
     until_served(async || refresh_at(address, refresh).await).await
-}
-
-async fn logout_at(address: &str, token: &str) -> Response {
-    plain_client()
-        .post(format!("{address}/api/auth/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The status and error code of an answer, and the tokens of a 200.
@@ -138,7 +120,10 @@ async fn wait_goes_to_the_master_that_took_the_write() {
         "service_unavailable",
     )
     .await;
-    assert_eq!(login_at(&a.address, &first_email).await.status(), 503);
+    assert_eq!(
+        login_at(&a.address, &first_email, PASSWORD).await.status(),
+        503
+    );
     assert_eq!(logout_at(&a.address, &second.access).await.status(), 503);
     // ...while the other user's master, whose replica answers, acknowledges at once on the
     // same instance: the WAIT went to the first user's master, not to any node.
@@ -149,7 +134,7 @@ async fn wait_goes_to_the_master_that_took_the_write() {
     let other = session_from(&rotated);
     assert_eq!(login_ok(&a.address, &other_email).await.status(), 200);
     // And the instance that does not wait writes to the same master as usual.
-    assert_eq!(login_at(&b, &first_email).await.status(), 200);
+    assert_eq!(login_at(&b, &first_email, PASSWORD).await.status(), 200);
 
     // Thawed, the replica catches up; the client retries the refresh it was refused, with
     // the token it still holds: the rotation the master made meanwhile is in its grace
@@ -198,7 +183,7 @@ async fn on_one_server_a_write_waits_for_its_replica_and_a_read_does_not() {
         "service_unavailable",
     )
     .await;
-    assert_eq!(login_at(&app.address, &email).await.status(), 503);
+    assert_eq!(login_at(&app.address, &email, PASSWORD).await.status(), 503);
     // Reads go on the shared connection, which no WAIT holds.
     assert_eq!(me_at(&app.address, &session.access).await.status(), 200);
 
@@ -489,7 +474,10 @@ async fn failover(replicas: &str, lagging: bool) -> Figures {
     })
     .await;
     let (login_p50, login_p99) = latencies(20, async || {
-        login_at(&a.address, &users[0]).await.status().as_u16()
+        login_at(&a.address, &users[0], PASSWORD)
+            .await
+            .status()
+            .as_u16()
     })
     .await;
     let refreshes = refresh_rate(&instances, &users).await;

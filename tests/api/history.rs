@@ -37,12 +37,8 @@ use rs256_auth::domain::Email;
 use rs256_auth::error::AppError;
 use rs256_auth::metrics::Metrics;
 use rs256_auth::service::accounts::{PasswordChange, Registered, Registration};
-use rs256_auth::service::attempts::Limits;
 use rs256_auth::service::auth::AuthService;
-use rs256_auth::service::password::{Passwords, QueueMetrics};
 use rs256_auth::service::sessions::SessionTokens;
-use rs256_auth::service::tokens::Tokens;
-use rs256_auth::store::Stores;
 use rs256_auth::store::sessions::Device;
 use uuid::Uuid;
 
@@ -90,35 +86,6 @@ async fn seeded_histories_keep_the_session_properties_on_a_redis_cluster() {
     .await;
 }
 
-/// A small seeded generator (splitmix64): the same seed, the same choices.
-struct Rng(u64);
-
-impl Rng {
-    fn of(seed: u64, parts: &[u64]) -> Self {
-        let mut rng = Rng(seed);
-        for part in parts {
-            rng.0 ^= rng.next().wrapping_add(*part);
-        }
-        rng
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
-        (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize].clone())
-    }
-}
-
 fn seed() -> u64 {
     match std::env::var("HISTORY_SEED") {
         Ok(seed) => seed.parse().expect("HISTORY_SEED: a number"),
@@ -130,28 +97,9 @@ fn seed() -> u64 {
 async fn service(vars: &HashMap<String, String>) -> AuthService {
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
     let metrics = Metrics::new().unwrap();
-    let tokens = Tokens::from_settings(&settings).unwrap();
-    let stores = Stores::open(&settings).await.unwrap();
-    let queue = QueueMetrics {
-        depth: metrics.hash_queue.clone(),
-        wait: metrics.hash_wait.clone(),
-    };
-    let passwords = Passwords::new(settings.hash_concurrency, queue).unwrap();
-    let limits = Limits {
-        per_email: settings.login_attempts_limit,
-        per_ip: settings.login_attempts_ip_limit,
-        window: settings.login_attempts_window,
-    };
-    AuthService::new(
-        stores,
-        limits,
-        tokens,
-        passwords,
-        settings.refresh_reuse_grace,
-        &metrics,
-        &settings.mail,
-    )
-    .unwrap()
+    AuthService::from_settings(&settings, &metrics)
+        .await
+        .unwrap()
 }
 
 #[derive(Clone)]

@@ -33,6 +33,7 @@ pub mod jwt;
 mod mail;
 pub mod replicated;
 mod responses;
+mod rng;
 pub mod settings;
 mod smtp;
 pub mod smtp_tls;
@@ -42,6 +43,7 @@ pub use accounts::*;
 pub use cookies::*;
 pub use mail::*;
 pub use responses::*;
+pub use rng::Rng;
 pub use smtp::*;
 pub use store::*;
 
@@ -449,6 +451,26 @@ pub async fn refresh_at(base: &str, refresh: &str) -> Response {
     plain_client()
         .post(format!("{base}/api/auth/refresh"))
         .bearer_auth(refresh)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// A login at the instance at `base`, by JSON body, with no cookie jar.
+pub async fn login_at(base: &str, email: &str, password: &str) -> Response {
+    plain_client()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// A logout at the instance at `base`, by Bearer token.
+pub async fn logout_at(base: &str, token: &str) -> Response {
+    plain_client()
+        .post(format!("{base}/api/auth/logout"))
+        .bearer_auth(token)
         .send()
         .await
         .expect("request")
