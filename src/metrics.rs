@@ -25,7 +25,8 @@ pub struct Metrics {
     /// `invalid`, `unavailable` or `error`.
     pub refreshes: IntCounterVec,
     /// `auth_mfa_total{outcome}`: `challenged` (a password step that asks for a code),
-    /// `passed` and `recovery_used` (a login finished), `invalid_code`, `enrolled`,
+    /// `passed` and `recovery_used` (a login finished), `invalid_code` (every refused code),
+    /// `replayed` (of those, a right code of a step already used), `enrolled`,
     /// `disabled`, `regenerated`.
     pub mfa: IntCounterVec,
     /// `auth_rate_limited_total{route}`: answers 429.

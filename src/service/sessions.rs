@@ -37,19 +37,21 @@ pub struct SessionFlows {
     core: Arc<Core>,
 }
 
-/// What a password check proved: this user, at this address, with this password hash. A
-/// session is written only while the user still is so.
+/// What a login proved: this user, at this address, with this password hash, and whether a
+/// code of a second factor was asked. A session is written only while the user still is so.
 struct Proven {
     user: Uuid,
     email: String,
     password_hash: String,
+    mfa: bool,
 }
 
 impl Proven {
-    /// Whether `now` still has what the check proved. A change of anything else (a name, a
-    /// role) does not undo a login.
+    /// Whether `now` still has what the login proved. A factor turned on meanwhile stops a
+    /// password-only login: it must not write a session after the confirm swept the others.
+    /// A change of anything else (a name, a role) does not undo a login.
     fn holds_for(&self, now: &User) -> bool {
-        now.password_hash == self.password_hash && now.email == self.email
+        now.password_hash == self.password_hash && now.email == self.email && now.mfa == self.mfa
     }
 }
 
@@ -91,8 +93,9 @@ impl SessionFlows {
             user: checked.id,
             email: checked.email,
             password_hash: checked.password_hash,
+            mfa: checked.mfa,
         };
-        if checked.mfa {
+        if proven.mfa {
             return self.challenge(proven).await.map(LoginStep::CodeNeeded);
         }
         let amr = AuthMethod::of_login(false);
@@ -164,10 +167,11 @@ impl SessionFlows {
             user: challenge.user,
             email: challenge.bound_email,
             password_hash: challenge.bound_password,
+            mfa: true,
         };
         let amr = AuthMethod::of_login(true);
         let tokens = match self.open_session(&proven, device, amr).await {
-            // The password or the address changed since the password step.
+            // The password, the address or the factor changed since the password step.
             Err(AppError::InvalidCredentials) => return Err(AppError::InvalidCode),
             other => other?,
         };

@@ -23,11 +23,12 @@ use crate::store::mfa::{Begun, Factor, MfaStore};
 pub use codes::{Codes, Presented};
 
 /// What every outcome of `auth_mfa_total` is called, so that each shows from the start.
-const OUTCOMES: [&str; 7] = [
+const OUTCOMES: [&str; 8] = [
     "challenged",
     "passed",
     "recovery_used",
     "invalid_code",
+    "replayed",
     "enrolled",
     "disabled",
     "regenerated",
@@ -97,10 +98,18 @@ impl Core {
                 let totp = self.open_secret(user, &stored.sealed)?;
                 let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
                 let Some(step) = codes::matching_step(&totp, &digits, now, stored.last_step) else {
+                    if codes::matching_step(&totp, &digits, now, -1).is_some() {
+                        self.replayed(user);
+                    }
                     return Ok(None);
                 };
                 let step = i64::try_from(step).map_err(AppError::internal)?;
-                Ok((mfa.use_step(user, step).await? == Factor::Done).then_some(CodeUsed::Totp))
+                if mfa.use_step(user, step).await? == Factor::Done {
+                    return Ok(Some(CodeUsed::Totp));
+                }
+                // Another request spent this step (or a later one) first.
+                self.replayed(user);
+                Ok(None)
             }
             Some(Presented::Recovery(compact)) => {
                 let hash = self.codes.recovery_hash(user, &compact);
@@ -108,6 +117,13 @@ impl Core {
                 Ok(left.map(|left| CodeUsed::Recovery { left }))
             }
         }
+    }
+
+    /// A right code of a step already used: someone saw the code (over a shoulder, through a
+    /// phishing page) and raced its owner, or a client sent it twice. Logged, without the code.
+    fn replayed(&self, user: Uuid) {
+        tracing::warn!(%user, "a second-factor code was used again; refused");
+        self.mfa_event("replayed");
     }
 
     /// A stored secret that does not open is a key that changed (`MFA_ENCRYPTION_KEY`, or
