@@ -10,6 +10,10 @@
 // SMTP_URL=smtp://127.0.0.1:<SMTP_PORT>, APP_URL=http://localhost:<SPA_PORT> (the links'
 // base) and REQUIRE_VERIFIED_EMAIL=true (the test signs in before verifying and expects 403).
 //
+// The second factor's steps read the enrollment's QR code from the page's pixels and compute
+// the authenticator app's codes from it (see "an authenticator app" below), without ever
+// waiting for the clock.
+//
 // It saves a screenshot of the signed-in view to E2E_SCREENSHOT, by default to the
 // repository's target/e2e/screenshot.png (ignored by git): the committed screenshot would
 // change at every run (the sessions' times). To update that one on purpose, from the
