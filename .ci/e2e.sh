@@ -11,8 +11,8 @@
 # SMTP server of the npm package smtp-server); the test serves the SPA on another free
 # port. REQUIRE_VERIFIED_EMAIL=true: the test signs in before verifying. Everything is
 # stopped and removed on exit (.ci/lib.sh).
-# Needs node/npm and curl; installs Debian's chromium (apt-get) and the test's npm packages
-# (npm ci) when they are missing.
+# Needs node/npm and curl; installs Debian's chromium (apt-get), the test's npm packages and
+# the SPA's (its QR code encoder) with npm ci when they are missing or out of date.
 #
 # The test's screenshot of the signed-in view goes to target/e2e/screenshot.png (ignored by
 # git): it differs a little from run to run (the sessions' times), so a run must not rewrite
@@ -46,10 +46,17 @@ if [[ ! -x /usr/bin/chromium ]]; then
     apt-get update -qq
     apt-get install -y -qq chromium >/dev/null
 fi
-if [[ ! -d $e2e/node_modules ]]; then
-    say "installing the test's packages (npm ci in $e2e)"
-    npm ci --prefix "$e2e" --no-audit --no-fund
-fi
+# npm ci where the packages are missing or older than the lock file (a checkout that added
+# one since the last install): the test's own, and the SPA's QR code encoder.
+npm_ci_when_stale() { # npm_ci_when_stale FOLDER WHAT
+    local installed=$1/node_modules/.package-lock.json
+    if [[ ! -f $installed || $1/package-lock.json -nt $installed ]]; then
+        say "installing $2 (npm ci in $1)"
+        npm ci --prefix "$1" --no-audit --no-fund
+    fi
+}
+npm_ci_when_stale "$e2e" "the test's packages"
+npm_ci_when_stale examples/spa "the SPA's QR code encoder"
 
 # The SPA's and the test's SMTP ports come first: the service's settings name them. The
 # service sends no mail before the test registers, by which time the SMTP server listens.

@@ -1,6 +1,7 @@
-// The example's UI: the views (sign in, create an account, forgot password, signed in),
-// the list of the user's sessions, and the pages that the service's mail links open
-// (verify-email, reset-password, confirm-email). Every API call goes through auth.js.
+// The example's UI: the views (sign in and its code step, create an account, forgot
+// password, signed in), the list of the user's sessions, the second factor (an authenticator
+// app and recovery codes), the account forms, and the pages that the service's mail links
+// open (verify-email, reset-password, confirm-email). Every API call goes through auth.js.
 import { ApiError, createAuthClient } from './auth.js';
 
 // Where the API lives. `?api=http://localhost:8123` overrides it (the e2e test runs the API
@@ -46,6 +47,7 @@ const client = createAuthClient({
 
 const VIEWS = [
   'view-login',
+  'view-login-code',
   'view-register',
   'view-forgot',
   'view-profile',
@@ -72,14 +74,18 @@ function showNotice(text) {
   $('notice').hidden = false;
 }
 
-function showError(error) {
+// `form`, when given, is where the field errors go (the signed-in view has several forms
+// with a password field); else the first visible form that has the field.
+function showError(error, form) {
   clearMessages();
   $('error-message').textContent = error.message;
   for (const { field, message } of error.errors) {
     const item = document.createElement('li');
     item.textContent = `${field}: ${message}`;
     $('error-fields').append(item);
-    const slot = document.querySelector(`:not([hidden]) > form [data-error-for="${field}"]`);
+    const slot = form
+      ? form.querySelector(`[data-error-for="${field}"]`)
+      : document.querySelector(`:not([hidden]) > form [data-error-for="${field}"]`);
     if (slot) slot.textContent = message;
   }
   $('error').hidden = false;
@@ -94,14 +100,20 @@ function showSignedOut(message) {
   $('profile-name').textContent = '';
   $('profile-email').textContent = '';
   $('sessions').hidden = true;
+  // Nothing of the account stays in the page: not the key being enrolled, not the recovery
+  // codes, not what was typed into the account forms.
+  clearEnrollment();
+  hideRecoveryCodes();
+  for (const form of $('view-profile').querySelectorAll('form')) form.reset();
+  pendingLogin = null;
   show('view-login');
   showNotice(message);
 }
 
 // Runs a user action: clears the last message, counts the action in <body data-busy> (the
 // e2e test waits on that), disables the buttons meanwhile, and shows the API's error if
-// it fails.
-async function action(task) {
+// it fails (its field errors in `form`, when given).
+async function action(task, form) {
   const body = document.body;
   body.dataset.busy = String(Number(body.dataset.busy) + 1);
   for (const button of document.querySelectorAll('button')) button.disabled = true;
@@ -110,7 +122,7 @@ async function action(task) {
     await task();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    if (error !== sessionEndedBy) showError(error); // onLoggedOut has said it already
+    if (error !== sessionEndedBy) showError(error, form); // onLoggedOut has said it already
   } finally {
     body.dataset.busy = String(Number(body.dataset.busy) - 1);
     if (body.dataset.busy === '0') {
@@ -126,8 +138,33 @@ async function loadProfile() {
   $('profile-name').textContent = user.name;
   $('profile-email').textContent = user.email;
   $('profile-unverified').hidden = user.verified !== false;
+  showMfa(user);
   show('view-profile');
   await loadSessions();
+}
+
+// A wrong password or code on a form of the signed-in view: said above the form and next to
+// the field, which is selected for another try. False for any other error.
+function explainWrong(form, error, passwordField = 'password') {
+  let field, message, note;
+  if (error.code === 'invalid_credentials') {
+    [field, message, note] = [passwordField, 'Wrong password.', 'wrong password'];
+  } else if (error.code === 'invalid_code') {
+    field = 'code';
+    note = 'wrong code';
+    message = form.elements.code?.value.trim()
+      ? 'Wrong code: enter the code that your authenticator app shows now, or a recovery code.'
+      : 'This needs a code from your authenticator app, or a recovery code.';
+  } else {
+    return false;
+  }
+  if (!form.elements[field]) return false;
+  // A factor turned on in another tab: the code field was hidden until now.
+  form.elements[field].closest('label').hidden = false;
+  showErrorText(message);
+  form.querySelector(`[data-error-for="${field}"]`).textContent = note;
+  form.elements[field].select();
+  return true;
 }
 
 // ---- sessions -----------------------------------------------------------------------
@@ -246,20 +283,18 @@ async function endSession(session) {
 // ---- mail: forgot password, change email, resend the verification link -------------
 //   POST /api/auth/forgot-password {email}, /api/auth/verify-email/resend {email} → 202 with
 //        a message that is the same for every address (the mail goes out in the background)
-//   POST /api/users/me/email {email, password} → 202; the address changes once the link
-//        mailed to the new address is used. A wrong password is 401 invalid_credentials.
+//   POST /api/users/me/email {email, password, code?} → 202; the address changes once the
+//        link mailed to the new address is used. A wrong password is 401
+//        invalid_credentials; `code` is the step-up while a second factor is on.
 
 async function changeEmail(form) {
-  const { email, password } = Object.fromEntries(new FormData(form));
+  const { email, password, code } = Object.fromEntries(new FormData(form));
   let message;
   try {
-    message = await client.changeEmail({ email, password });
+    message = await client.changeEmail({ email, password, code: code.trim() });
   } catch (error) {
-    if (error.code !== 'invalid_credentials') throw error;
-    showErrorText('Wrong password.');
-    document.querySelector('#email-form [data-error-for="password"]').textContent = 'wrong password';
-    $('email-password').select();
-    return;
+    if (explainWrong(form, error)) return;
+    throw error;
   }
   form.reset();
   showNotice(message);
@@ -269,6 +304,250 @@ async function resendVerification(email) {
   const message = await client.resendVerification(email);
   $('resend-verification').hidden = true;
   showNotice(message);
+}
+
+// ---- the account: password change, deletion -----------------------------------------
+//   POST   /api/users/me/password {currentPassword, newPassword, newPasswordConfirm, code?}
+//          → 200; every other session of the user ends
+//   DELETE /api/users/me {password, code?} → 200, cookies cleared
+// `code` only while a second factor is on (step-up): missing or wrong, 401 invalid_code.
+
+async function changePassword(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  try {
+    await client.changePassword({ ...fields, code: fields.code.trim() });
+  } catch (error) {
+    if (explainWrong(form, error, 'currentPassword')) return;
+    throw error;
+  }
+  form.reset();
+  showNotice('Your password has been changed. Your other devices have been signed out.');
+}
+
+async function deleteAccount(form) {
+  const { password, code } = Object.fromEntries(new FormData(form));
+  try {
+    await client.deleteAccount({ password, code: code.trim() });
+  } catch (error) {
+    if (explainWrong(form, error)) return;
+    throw error;
+  }
+  showSignedOut('Your account has been deleted.');
+}
+
+// ---- the second factor --------------------------------------------------------------
+//   POST   /api/users/me/mfa/totp {password} → {secret, otpauth_uri}: enrollment starts
+//   POST   /api/users/me/mfa/totp/confirm {code} → {recovery_codes: [10]}: the factor is on,
+//          every other session ends
+//   DELETE /api/users/me/mfa/totp {password, code} → off, the recovery codes die
+//   POST   /api/users/me/mfa/recovery-codes {password, code} → {recovery_codes: [10 new]}
+//   POST   /api/auth/login/mfa {mfa_token, code} → the login's answer and cookies, with
+//          data.recovery_codes_left when a recovery code was used
+// A code is the authenticator app's 6 digits or a recovery code, everywhere one is asked.
+
+// The QR code encoder: qrcode-generator (MIT) from the npm registry, which `npm ci` in this
+// folder installs and serve.mjs serves. Loaded on first use, so that the rest of the app works
+// without it (the key is then shown as text only).
+const QR_ENCODER = './node_modules/qrcode-generator/dist/qrcode.mjs';
+
+function showMfa(user) {
+  // Users of an API without a second factor have no "mfa": no panel, no code fields.
+  const known = typeof user.mfa === 'boolean';
+  $('mfa').hidden = !known;
+  for (const field of document.querySelectorAll('.step-up')) field.hidden = user.mfa !== true;
+  if (!known) return;
+  $('mfa-status').textContent = user.mfa
+    ? 'On: signing in asks for a code from your authenticator app.'
+    : 'Off: your password alone signs you in.';
+  $('mfa-status').dataset.on = String(user.mfa);
+  if (user.mfa) clearEnrollment(); // turned on meanwhile, in another tab say
+  $('mfa-start-form').hidden = user.mfa || !$('mfa-enroll').hidden;
+  $('mfa-manage-form').hidden = !user.mfa;
+}
+
+async function startEnrollment(form) {
+  const { password } = Object.fromEntries(new FormData(form));
+  let enrollment;
+  try {
+    enrollment = await client.startTotp(password);
+  } catch (error) {
+    if (explainWrong(form, error)) return;
+    throw error;
+  }
+  form.reset();
+  form.hidden = true;
+  $('mfa-secret').textContent = groupedForReading(enrollment.secret);
+  await drawQrCode($('mfa-qr'), enrollment.otpauthUri);
+  $('mfa-enroll').hidden = false;
+  $('mfa-confirm-code').focus();
+}
+
+// "JBSW Y3DP EHPK 3PXP": a key typed by hand is read in groups. Apps ignore the spaces.
+function groupedForReading(secret) {
+  return secret.match(/.{1,4}/g).join(' ');
+}
+
+async function drawQrCode(canvas, text) {
+  let qrcode;
+  try {
+    ({ default: qrcode } = await import(QR_ENCODER));
+  } catch {
+    canvas.hidden = true;
+    $('mfa-qr-missing').hidden = false;
+    return;
+  }
+  const qr = qrcode(0, 'M'); // version 0: the smallest that holds the text
+  qr.addData(text);
+  qr.make();
+  // Whole pixels per module, and the quiet zone of 4 modules that scanners need around it.
+  const cell = 4;
+  const quiet = 4;
+  const modules = qr.getModuleCount();
+  const size = (modules + 2 * quiet) * cell;
+  canvas.width = size;
+  canvas.height = size;
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#fff';
+  context.fillRect(0, 0, size, size);
+  context.fillStyle = '#000';
+  for (let row = 0; row < modules; row += 1) {
+    for (let col = 0; col < modules; col += 1) {
+      if (qr.isDark(row, col)) context.fillRect((col + quiet) * cell, (row + quiet) * cell, cell, cell);
+    }
+  }
+  canvas.hidden = false;
+  $('mfa-qr-missing').hidden = true;
+}
+
+// The key leaves the page once the factor is on, or enrollment is cancelled.
+function clearEnrollment() {
+  const canvas = $('mfa-qr');
+  canvas.width = 0;
+  canvas.height = 0;
+  $('mfa-secret').textContent = '';
+  $('mfa-confirm-form').reset();
+  $('mfa-enroll').hidden = true;
+}
+
+async function confirmEnrollment(form) {
+  const code = new FormData(form).get('code').trim();
+  let recoveryCodes;
+  try {
+    recoveryCodes = await client.confirmTotp(code);
+  } catch (error) {
+    if (explainWrong(form, error)) return;
+    throw error;
+  }
+  clearEnrollment();
+  await loadProfile();
+  showRecoveryCodes(recoveryCodes);
+  showNotice('Two-factor authentication is on. Your other devices have been signed out.');
+}
+
+function showRecoveryCodes(codes) {
+  $('mfa-recovery-codes').replaceChildren(
+    ...codes.map((code) => {
+      const item = document.createElement('li');
+      const text = document.createElement('code');
+      text.textContent = code;
+      item.append(text);
+      return item;
+    }),
+  );
+  $('mfa-recovery').hidden = false;
+}
+
+function hideRecoveryCodes() {
+  $('mfa-recovery-codes').replaceChildren();
+  $('mfa-recovery').hidden = true;
+}
+
+async function newRecoveryCodes(form) {
+  const { password, code } = Object.fromEntries(new FormData(form));
+  let recoveryCodes;
+  try {
+    recoveryCodes = await client.newRecoveryCodes({ password, code: code.trim() });
+  } catch (error) {
+    if (explainWrong(form, error)) return;
+    throw error;
+  }
+  form.reset();
+  showRecoveryCodes(recoveryCodes);
+  showNotice('New recovery codes: the old ones no longer work.');
+}
+
+async function turnOffMfa(form) {
+  const { password, code } = Object.fromEntries(new FormData(form));
+  try {
+    await client.disableTotp({ password, code: code.trim() });
+  } catch (error) {
+    if (explainWrong(form, error)) return;
+    throw error;
+  }
+  form.reset();
+  hideRecoveryCodes();
+  await loadProfile();
+  showNotice('Two-factor authentication is off.');
+}
+
+// ---- sign-in, second step -----------------------------------------------------------
+// The mfa_token of a sign-in waiting for its code: kept in this variable only, never in
+// storage. The API lets it live 5 minutes and kills it at the 5th wrong code, answering
+// invalid_code from then on; counting here lets the page say so and go back to the
+// password instead of refusing every code.
+
+const MFA_TOKEN_LIFETIME = 5 * 60 * 1000;
+const MFA_TOKEN_TRIES = 5;
+
+let pendingLogin = null; // {mfaToken, email, startedAt, wrongCodes}
+
+function startCodeStep(mfaToken, email) {
+  pendingLogin = { mfaToken, email, startedAt: Date.now(), wrongCodes: 0 };
+  show('view-login-code');
+  $('login-code').value = '';
+  $('login-code').focus();
+}
+
+function backToPassword(message) {
+  const email = pendingLogin?.email ?? '';
+  pendingLogin = null;
+  show('view-login');
+  $('login-email').value = email;
+  $('login-password').focus();
+  if (message) showErrorText(message);
+}
+
+async function finishLogin(form) {
+  if (!pendingLogin) return backToPassword('Sign in again.');
+  const code = new FormData(form).get('code').trim();
+  let recoveryCodesLeft;
+  try {
+    ({ recoveryCodesLeft } = await client.loginWithCode({ mfaToken: pendingLogin.mfaToken, code }));
+  } catch (error) {
+    // Others (429 rate_limited, a network error) are shown as they are, and the code step stays.
+    if (error.code !== 'invalid_code') throw error;
+    pendingLogin.wrongCodes += 1;
+    if (Date.now() - pendingLogin.startedAt > MFA_TOKEN_LIFETIME) {
+      return backToPassword('The sign-in took too long: enter your password again.');
+    }
+    if (pendingLogin.wrongCodes >= MFA_TOKEN_TRIES) {
+      return backToPassword('Too many wrong codes: enter your password again.');
+    }
+    showErrorText(
+      'That code did not work. Enter the code that your app shows now (each code works once), or a recovery code.',
+    );
+    $('login-code').select();
+    return;
+  }
+  pendingLogin = null;
+  form.reset();
+  await loadProfile();
+  if (recoveryCodesLeft !== null) {
+    showNotice(
+      `Signed in with a recovery code. ${recoveryCodesLeft} recovery codes left: each works once. ` +
+        'Make new ones below when you run low.',
+    );
+  }
 }
 
 // ---- the pages of the mail links ----------------------------------------------------
@@ -363,16 +642,31 @@ $('login-form').addEventListener('submit', (event) => {
   const form = event.currentTarget;
   const { email, password } = Object.fromEntries(new FormData(form));
   action(async () => {
+    let answer;
     try {
-      await client.login({ email, password }); // the access token in the answer is not kept
+      answer = await client.login({ email, password }); // the access token in the answer is not kept
     } catch (error) {
       // REQUIRE_VERIFIED_EMAIL: the right password, an address not verified yet.
       if (error.code === 'email_not_verified') $('resend-verification').hidden = false;
       throw error;
     }
     form.reset();
+    // A second factor: no session yet, the code comes first.
+    if (answer.mfaRequired) return startCodeStep(answer.mfaToken, email.trim());
     await loadProfile();
   });
+});
+
+$('login-code-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => finishLogin(form), form);
+});
+
+$('login-code-cancel').addEventListener('click', (event) => {
+  event.preventDefault();
+  clearMessages();
+  backToPassword();
 });
 
 $('register-form').addEventListener('submit', (event) => {
@@ -449,7 +743,51 @@ $('profile-resend').addEventListener('click', () =>
 $('email-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const form = event.currentTarget;
-  action(() => changeEmail(form));
+  action(() => changeEmail(form), form);
+});
+
+$('password-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => changePassword(form), form);
+});
+
+$('delete-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => deleteAccount(form), form);
+});
+
+$('mfa-start-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => startEnrollment(form), form);
+});
+
+$('mfa-confirm-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  action(() => confirmEnrollment(form), form);
+});
+
+// The secret stays pending on the server until a confirm, or until the next start replaces it.
+$('mfa-enroll-cancel').addEventListener('click', () => {
+  clearMessages();
+  clearEnrollment();
+  $('mfa-start-form').hidden = false;
+});
+
+$('mfa-recovery-saved').addEventListener('click', () => {
+  clearMessages();
+  hideRecoveryCodes();
+});
+
+// One form, two buttons: Enter in a field presses the first one, "New recovery codes".
+$('mfa-manage-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const turnOff = event.submitter?.id === 'mfa-disable-submit';
+  action(() => (turnOff ? turnOffMfa(form) : newRecoveryCodes(form)), form);
 });
 
 $('verify-submit').addEventListener('click', () => action(verifyEmail));

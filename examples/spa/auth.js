@@ -150,9 +150,30 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
     request,
     refresh,
 
-    /** Starts a session; the cookies are set by the response. The token in the body is ignored. */
+    /**
+     * Starts a session; the cookies are set by the response. The token in the body is ignored.
+     * Resolves with {mfaRequired: false} when signed in, or, for an account with a second
+     * factor, with {mfaRequired: true, mfaToken}: no session yet, finish with loginWithCode.
+     */
     async login({ email, password }) {
-      await request('/api/auth/login', { method: 'POST', body: { email, password } });
+      const answer = await request('/api/auth/login', { method: 'POST', body: { email, password } });
+      if (answer.mfa_required) return { mfaRequired: true, mfaToken: answer.mfa_token };
+      return { mfaRequired: false };
+    },
+
+    /**
+     * The second step of a login: the mfa_token from login() and a code from the
+     * authenticator app or a recovery code. Sets the cookies as login does. Resolves with
+     * {recoveryCodesLeft}: a number when a recovery code was used, else null. A wrong code,
+     * or an mfa_token that is used, expired or dead after 5 wrong codes, rejects with 401
+     * invalid_code.
+     */
+    async loginWithCode({ mfaToken, code }) {
+      const answer = await request('/api/auth/login/mfa', {
+        method: 'POST',
+        body: { mfa_token: mfaToken, code },
+      });
+      return { recoveryCodesLeft: answer.data?.recovery_codes_left ?? null };
     },
 
     /**
@@ -208,9 +229,15 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
       });
     },
 
-    /** Starts an address change: the new address gets a link. Needs the current password. */
-    async changeEmail({ email, password }) {
-      const answer = await request('/api/users/me/email', { method: 'POST', body: { email, password } });
+    /**
+     * Starts an address change: the new address gets a link. Needs the current password, and
+     * `code` (authenticator or recovery code) while a second factor is on.
+     */
+    async changeEmail({ email, password, code }) {
+      const answer = await request('/api/users/me/email', {
+        method: 'POST',
+        body: withCode({ email, password }, code),
+      });
       return answer.message;
     },
 
@@ -219,5 +246,61 @@ export function createAuthClient({ baseUrl = '', onLoggedOut = () => {} } = {}) 
       const answer = await request('/api/auth/confirm-email', { method: 'POST', body: { token } });
       return answer.data.user;
     },
+
+    // ---- the account: the password, deletion. While a second factor is on, both need a
+    // `code` too (a TOTP or a recovery code); a missing or wrong one is 401 invalid_code.
+
+    /** Changes the password; every other session of the user ends, this one goes on. */
+    async changePassword({ currentPassword, newPassword, newPasswordConfirm, code }) {
+      await request('/api/users/me/password', {
+        method: 'POST',
+        body: withCode({ currentPassword, newPassword, newPasswordConfirm }, code),
+      });
+    },
+
+    /** Deletes the account and every session of it; the cookies are cleared. */
+    async deleteAccount({ password, code }) {
+      await request('/api/users/me', { method: 'DELETE', body: withCode({ password }, code) });
+    },
+
+    // ---- the second factor: an authenticator app (TOTP), and ten single-use recovery codes.
+    // `code` is always a 6-digit code of the app or a recovery code ("xxxxx-xxxxx").
+
+    /**
+     * Starts enrollment (the password again): resolves with {secret, otpauthUri}, for the
+     * app's QR code. Not active until confirmTotp; calling again replaces the secret.
+     */
+    async startTotp(password) {
+      const answer = await request('/api/users/me/mfa/totp', { method: 'POST', body: { password } });
+      return { secret: answer.data.secret, otpauthUri: answer.data.otpauth_uri };
+    },
+
+    /**
+     * Turns the factor on with a first code from the app. Resolves with the ten recovery
+     * codes, which the API shows this once. Every other session of the user ends.
+     */
+    async confirmTotp(code) {
+      const answer = await request('/api/users/me/mfa/totp/confirm', { method: 'POST', body: { code } });
+      return answer.data.recovery_codes;
+    },
+
+    /** Turns the factor off (password and code); the recovery codes die with it. */
+    async disableTotp({ password, code }) {
+      await request('/api/users/me/mfa/totp', { method: 'DELETE', body: { password, code } });
+    },
+
+    /** Ten new recovery codes (password and code); the old ones stop working. */
+    async newRecoveryCodes({ password, code }) {
+      const answer = await request('/api/users/me/mfa/recovery-codes', {
+        method: 'POST',
+        body: { password, code },
+      });
+      return answer.data.recovery_codes;
+    },
   };
+}
+
+// A body with `code` added when one was given (an account without a second factor needs none).
+function withCode(body, code) {
+  return code ? { ...body, code } : body;
 }

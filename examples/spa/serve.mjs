@@ -5,7 +5,9 @@
 // It serves the files of this folder only (not its subfolders), with the right
 // Content-Type: browsers refuse to run a module script served as anything but JavaScript.
 // The pages of the service's mail links (/verify-email, /reset-password, /confirm-email)
-// are index.html too: the app picks the view from the path.
+// are index.html too: the app picks the view from the path. The one exception to "this
+// folder only" is the QR code encoder that `npm ci` in this folder installs, served at its
+// own path under node_modules/ (so that any static server of this folder serves it too).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -15,6 +17,9 @@ const ROOT = fileURLToPath(new URL('.', import.meta.url));
 
 // The app's own paths, all answered with index.html.
 const PAGES = new Set(['/', '/verify-email', '/reset-password', '/confirm-email']);
+
+// Files of npm packages that the page loads: these paths exactly, nothing else of node_modules.
+const PACKAGE_FILES = new Set(['/node_modules/qrcode-generator/dist/qrcode.mjs']);
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -31,10 +36,12 @@ async function handle(request, response) {
     return;
   }
   const { pathname } = new URL(request.url, 'http://localhost');
-  const name = PAGES.has(pathname) ? 'index.html' : decodeURIComponent(pathname.slice(1));
-  const type = TYPES[extname(name)];
-  // One plain file name: no folders, no "..", no dot files.
-  if (!type || !/^[\w-][\w.-]*$/.test(name)) {
+  const packageFile = PACKAGE_FILES.has(pathname);
+  let name = decodeURIComponent(pathname.slice(1));
+  if (PAGES.has(pathname)) name = 'index.html';
+  const type = packageFile ? TYPES['.js'] : TYPES[extname(name)];
+  // One plain file name (no folders, no "..", no dot files), or a listed package file.
+  if (!type || !(packageFile || /^[\w-][\w.-]*$/.test(name))) {
     response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
     return;
   }
@@ -42,7 +49,8 @@ async function handle(request, response) {
   try {
     body = await readFile(join(ROOT, name));
   } catch {
-    response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    const hint = packageFile ? 'not installed: run `npm ci --prefix examples/spa`\n' : 'not found\n';
+    response.writeHead(404, { 'Content-Type': 'text/plain' }).end(hint);
     return;
   }
   response.writeHead(200, {

@@ -10,6 +10,10 @@
 // SMTP_URL=smtp://127.0.0.1:<SMTP_PORT>, APP_URL=http://localhost:<SPA_PORT> (the links'
 // base) and REQUIRE_VERIFIED_EMAIL=true (the test signs in before verifying and expects 403).
 //
+// The second factor's steps read the enrollment's QR code from the page's pixels and compute
+// the authenticator app's codes from it (see "an authenticator app" below), without ever
+// waiting for the clock.
+//
 // It saves a screenshot of the signed-in view to E2E_SCREENSHOT, by default to the
 // repository's target/e2e/screenshot.png (ignored by git): the committed screenshot would
 // change at every run (the sessions' times). To update that one on purpose, from the
@@ -17,12 +21,15 @@
 //
 //   E2E_SCREENSHOT=examples/spa/screenshot.png bash .ci/e2e.sh target/debug/rs256-auth
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import jsQR from 'jsqr';
 import { simpleParser } from 'mailparser';
 import { chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { SMTPServer } from 'smtp-server';
 import { serve } from '../serve.mjs';
 
@@ -35,6 +42,8 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env.E2E_SCREENSHOT
   ? resolve(process.env.E2E_SCREENSHOT)
   : fileURLToPath(new URL('../../../target/e2e/screenshot.png', import.meta.url));
+// The enrollment (QR code and key), always beside the default screenshot: never committed.
+const ENROLL_SCREENSHOT = fileURLToPath(new URL('../../../target/e2e/two-factor.png', import.meta.url));
 
 // A fixed email keeps the screenshot the same from run to run (but for the sessions'
 // times); .ci/e2e.sh sets it, since its store is new each time. Against a long-lived
@@ -45,6 +54,8 @@ const PASSWORD = 'correct horse battery staple';
 // Set through the reset link, and the address the change moves to.
 const NEW_PASSWORD = 'a new password from the reset link';
 const NEW_EMAIL = EMAIL.replace('@', '.new@');
+// The password after the step-up's password change (the second factor steps).
+const THIRD_PASSWORD = 'a third password, changed with a recovery code';
 // The second device of the sessions steps.
 const PHONE_AGENT =
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36';
@@ -62,6 +73,9 @@ function startSmtp(port) {
     // Plain SMTP on the loopback: the service's opportunistic STARTTLS would otherwise try
     // the server's self-signed certificate, and refuse it.
     disabledCommands: ['STARTTLS'],
+    // At the end, close the service's idle pooled connection after 1 s rather than waiting
+    // the default 30 s for it to go away (the test's process waits on the server's close).
+    closeTimeout: 1000,
     logger: false,
     onData(stream, session, callback) {
       simpleParser(stream).then((mail) => {
@@ -139,11 +153,89 @@ async function openLink(context, link) {
   return page;
 }
 
-// Clicks, and resolves with the answer of the API call that the click sent to `path`.
-async function clickForAnswer(page, selector, path) {
-  const answer = page.waitForResponse((r) => apiPath(r.url()) === path && r.request().method() === 'POST');
-  await click(page, selector);
-  return answer;
+// Clicks, and resolves with the answer of the API call that the click sent to `path`: the
+// last one, when auth.js refreshed an expired session and sent the call again.
+async function clickForAnswer(page, selector, path, method = 'POST') {
+  const answers = [];
+  const listen = (r) => {
+    if (apiPath(r.url()) === path && r.request().method() === method) answers.push(r);
+  };
+  page.on('response', listen);
+  try {
+    await click(page, selector);
+    const deadline = Date.now() + 2000; // the response event may come a moment after the page's
+    while (answers.length === 0 && Date.now() < deadline) await sleep(20);
+  } finally {
+    page.off('response', listen);
+  }
+  assert.ok(answers.length > 0, `the click on ${selector} sent ${method} ${path}`);
+  return answers.at(-1);
+}
+
+// ---- an authenticator app -----------------------------------------------------------------
+// What Google Authenticator and the like compute from the QR code's key (RFC 6238: HMAC-SHA1
+// of the 30-second step, 6 digits). The server accepts the steps t-1..t+1 around its clock,
+// each step once per user, and only a step later than the last one used: so the app below
+// never repeats a step, and takes the next one (t+1) when the current one is used up, instead
+// of sleeping until the clock gets there. That gives two codes within one 30 s step; the test
+// uses recovery codes for the rest.
+
+const STEP_MS = 30_000;
+const stepNow = () => Math.floor(Date.now() / STEP_MS);
+
+// RFC 4648 base32, as in the otpauth URI's secret (no padding, upper case).
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const char of text.replace(/=+$/, '').toUpperCase()) {
+    const value = alphabet.indexOf(char);
+    assert.ok(value >= 0, `a base32 character: ${char}`);
+    bits += value.toString(2).padStart(5, '0');
+  }
+  const bytes = bits.match(/.{8}/g) ?? []; // the leftover bits (< 8) are padding
+  return Buffer.from(bytes.map((byte) => parseInt(byte, 2)));
+}
+
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f; // dynamic truncation (RFC 4226 §5.3)
+  const number = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(number % 1_000_000).padStart(6, '0');
+}
+
+function authenticatorApp(secret) {
+  let lastStep = -Infinity;
+  return {
+    secret,
+    /** The code of the current step, or of the next one when the current one was used. */
+    nextCode() {
+      const now = stepNow();
+      const step = Math.max(now, lastStep + 1);
+      assert.ok(step <= now + 1, 'two codes per 30 s at most: the test uses recovery codes for more');
+      lastStep = step;
+      return totp(secret, step);
+    },
+    /** A 6-digit code that no step the server accepts now has. */
+    wrongCode() {
+      const now = stepNow();
+      const valid = [now - 1, now, now + 1, now + 2].map((step) => totp(secret, step));
+      for (let n = 0; ; n += 1) {
+        const code = String(n).padStart(6, '0');
+        if (!valid.includes(code)) return code;
+      }
+    },
+  };
+}
+
+// Reads a QR code from the page's pixels, as a phone's camera would: a screenshot of the
+// element, decoded with jsQR.
+async function readQrCode(page, selector) {
+  const png = PNG.sync.read(await page.locator(selector).screenshot());
+  const found = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  assert.ok(found, `a QR code in the pixels of ${selector}`);
+  return found.data;
 }
 
 // ---- helpers ------------------------------------------------------------------------
@@ -213,7 +305,16 @@ async function settled(page) {
 }
 
 async function visibleView(page) {
-  const views = ['login', 'register', 'forgot', 'profile', 'verify-email', 'reset-password', 'confirm-email'];
+  const views = [
+    'login',
+    'login-code',
+    'register',
+    'forgot',
+    'profile',
+    'verify-email',
+    'reset-password',
+    'confirm-email',
+  ];
   for (const id of views.map((view) => `view-${view}`)) {
     if (await page.locator(`#${id}`).isVisible()) return id;
   }
@@ -308,6 +409,25 @@ async function signIn(page, { password = PASSWORD } = {}) {
   await page.fill('#login-password', password);
   await click(page, '#login-submit');
   await assertSignedIn(page);
+}
+
+// The password step of a sign-in; resolves with the API's answer.
+async function submitPassword(page, email, password) {
+  await page.fill('#login-email', email);
+  await page.fill('#login-password', password);
+  return clickForAnswer(page, '#login-submit', '/api/auth/login');
+}
+
+// The code step of a sign-in; resolves with the API's answer.
+async function submitCode(page, code) {
+  await page.fill('#login-code', code);
+  return clickForAnswer(page, '#login-code-submit', '/api/auth/login/mfa');
+}
+
+// The amr claim (RFC 8176) of the access token in the browser's cookie jar.
+async function accessAmr(context) {
+  const cookie = await accessCookie(context);
+  return JSON.parse(Buffer.from(cookie.value.split('.')[1], 'base64url')).amr;
 }
 
 const openPages = new Set();
@@ -756,6 +876,192 @@ try {
     await assertSignedIn(tab, 'the first tab', NEW_EMAIL);
     await waitForMail({ to: EMAIL, kind: 'email_changed' });
     await page.close();
+  });
+
+  // ---- the second factor: an authenticator app and recovery codes ---------------------
+  // The user is NEW_EMAIL with NEW_PASSWORD from here on, signed in in `tab`.
+
+  await step('two-factor panel: off; the code fields of the account forms are hidden', async () => {
+    assert.ok(await tab.locator('#mfa').isVisible(), 'the two-factor panel shows');
+    assert.match(await text(tab, '#mfa-status'), /^Off/);
+    assert.ok(await tab.locator('#mfa-start-form').isVisible());
+    assert.ok(await tab.locator('#mfa-manage-form').isHidden());
+    for (const field of ['#email-code', '#password-code', '#delete-code']) {
+      assert.ok(await tab.locator(field).isHidden(), `${field} is hidden`);
+    }
+    await tab.fill('#mfa-start-password', 'not the password');
+    const answer = await clickForAnswer(tab, '#mfa-start-submit', '/api/users/me/mfa/totp');
+    assert.equal(answer.status(), 401);
+    assert.equal(await text(tab, '#error-message'), 'Wrong password.');
+    assert.ok(await tab.locator('#mfa-enroll').isHidden(), 'no enrollment without the password');
+  });
+
+  let app; // the phone's authenticator app, set up from the QR code
+
+  await step("enrolling shows a QR code of the otpauth URI and the same key as text", async () => {
+    await tab.fill('#mfa-start-password', NEW_PASSWORD);
+    const answer = await clickForAnswer(tab, '#mfa-start-submit', '/api/users/me/mfa/totp');
+    assert.equal(answer.status(), 200);
+    assert.ok(await tab.locator('#mfa-enroll').isVisible(), 'the enrollment shows');
+    assert.ok(await tab.locator('#mfa-start-form').isHidden());
+    const uri = await readQrCode(tab, '#mfa-qr');
+    assert.equal(uri, (await answer.json()).data.otpauth_uri, "the QR code holds the API's otpauth URI");
+    const parsed = new URL(uri);
+    assert.equal(parsed.protocol, 'otpauth:');
+    assert.equal(parsed.host, 'totp');
+    assert.equal(decodeURIComponent(parsed.pathname), `/rs256-auth:${NEW_EMAIL}`, 'the label: issuer and account');
+    const params = Object.fromEntries(parsed.searchParams);
+    assert.match(params.secret, /^[A-Z2-7]{32}$/, 'a base32 key of 160 bits');
+    assert.deepEqual(
+      [params.issuer, params.algorithm ?? 'SHA1', params.digits ?? '6', params.period ?? '30'],
+      ['rs256-auth', 'SHA1', '6', '30'],
+    );
+    const shown = await text(tab, '#mfa-secret');
+    assert.match(shown, /^([A-Z2-7]{4} )*[A-Z2-7]{1,4}$/, 'the key is shown in groups of four');
+    assert.equal(shown.replaceAll(' ', ''), params.secret, 'the key shown is the one in the QR code');
+    app = authenticatorApp(params.secret);
+    await tab.evaluate(() => document.activeElement?.blur());
+    await mkdir(dirname(ENROLL_SCREENSHOT), { recursive: true });
+    await tab.locator('#mfa').screenshot({ path: ENROLL_SCREENSHOT });
+    console.log(`  saved ${ENROLL_SCREENSHOT}`);
+  });
+
+  await step('a wrong code does not turn it on', async () => {
+    await tab.fill('#mfa-confirm-code', app.wrongCode());
+    const answer = await clickForAnswer(tab, '#mfa-confirm-submit', '/api/users/me/mfa/totp/confirm');
+    assert.equal(answer.status(), 401);
+    assert.equal((await answer.json()).code, 'invalid_code');
+    assert.match(await text(tab, '#error-message'), /^Wrong code/);
+    assert.equal(await text(tab, '#mfa-confirm-form [data-error-for="code"]'), 'wrong code');
+    assert.ok(await tab.locator('#mfa-enroll').isVisible(), 'still enrolling');
+  });
+
+  let recoveryCodes;
+
+  await step("the app's code turns it on; the ten recovery codes show once", async () => {
+    await tab.fill('#mfa-confirm-code', app.nextCode());
+    const answer = await clickForAnswer(tab, '#mfa-confirm-submit', '/api/users/me/mfa/totp/confirm');
+    assert.equal(answer.status(), 200);
+    recoveryCodes = await tab.$$eval('#mfa-recovery-codes li', (items) => items.map((item) => item.innerText));
+    assert.deepEqual(recoveryCodes, (await answer.json()).data.recovery_codes, "the API's codes, in order");
+    assert.equal(recoveryCodes.length, 10);
+    assert.equal(new Set(recoveryCodes).size, 10, 'ten different codes');
+    for (const code of recoveryCodes) assert.match(code, /^[0-9a-z]{5}-[0-9a-z]{5}$/);
+    assert.match(await text(tab, '#mfa-recovery'), /not shown again/);
+    assert.match(await text(tab, '#mfa-status'), /^On/);
+    assert.match(await text(tab, '#notice'), /^Two-factor authentication is on/);
+    // The key has left the page; the account forms now ask for a code.
+    assert.ok(await tab.locator('#mfa-enroll').isHidden());
+    assert.equal(await text(tab, '#mfa-secret'), '');
+    assert.ok(await tab.locator('#mfa-manage-form').isVisible());
+    for (const field of ['#email-code', '#password-code', '#delete-code']) {
+      assert.ok(await tab.locator(field).isVisible(), `${field} shows`);
+    }
+    await click(tab, '#mfa-recovery-saved');
+    assert.ok(await tab.locator('#mfa-recovery').isHidden(), 'hidden once saved');
+    const page = await tab.evaluate(() => document.body.innerText);
+    assert.ok(!recoveryCodes.some((code) => page.includes(code)), 'no recovery code is left in the page');
+  });
+
+  await step('signing in now takes the password, then a code; a wrong code can be retried', async () => {
+    await click(tab, '#logout');
+    assert.equal(await visibleView(tab), 'view-login');
+    const login = await submitPassword(tab, NEW_EMAIL, NEW_PASSWORD);
+    assert.equal(login.status(), 200);
+    const body = await login.json();
+    assert.equal(body.mfa_required, true);
+    assert.equal(body.access_token, undefined, 'no token before the code');
+    assert.equal(await visibleView(tab), 'view-login-code');
+    assert.deepEqual(await context.cookies(), [], 'no cookie before the code');
+    const wrong = await submitCode(tab, app.wrongCode());
+    assert.equal(wrong.status(), 401);
+    assert.equal((await wrong.json()).code, 'invalid_code');
+    assert.equal(await visibleView(tab), 'view-login-code', 'the code step stays, for another try');
+    assert.match(await text(tab, '#error-message'), /^That code did not work/);
+    const right = await submitCode(tab, app.nextCode());
+    assert.equal(right.status(), 200);
+    await assertSignedIn(tab, 'the tab', NEW_EMAIL);
+    assert.deepEqual(await accessAmr(context), ['pwd', 'otp'], 'the access token says: password and code');
+  });
+
+  await step('with the phone lost: a recovery code signs in, 9 are left; a used one is refused', async () => {
+    await click(tab, '#logout');
+    await submitPassword(tab, NEW_EMAIL, NEW_PASSWORD);
+    assert.equal(await visibleView(tab), 'view-login-code');
+    let answer = await submitCode(tab, recoveryCodes[0]);
+    assert.equal(answer.status(), 200);
+    assert.equal((await answer.json()).data.recovery_codes_left, 9);
+    await assertSignedIn(tab, 'the tab', NEW_EMAIL);
+    assert.match(await text(tab, '#notice'), /^Signed in with a recovery code\. 9 recovery codes left/);
+    await click(tab, '#logout');
+    await submitPassword(tab, NEW_EMAIL, NEW_PASSWORD);
+    answer = await submitCode(tab, recoveryCodes[0]);
+    assert.equal(answer.status(), 401, 'a recovery code works once');
+    assert.equal(await visibleView(tab), 'view-login-code');
+    // Typed in upper case, as from a sheet of paper: accepted all the same.
+    answer = await submitCode(tab, recoveryCodes[1].toUpperCase());
+    assert.equal(answer.status(), 200);
+    assert.equal((await answer.json()).data.recovery_codes_left, 8);
+    await assertSignedIn(tab, 'the tab', NEW_EMAIL);
+  });
+
+  await step('step-up: the password change asks for a code too', async () => {
+    await tab.fill('#password-current', NEW_PASSWORD);
+    await tab.fill('#password-new', THIRD_PASSWORD);
+    await tab.fill('#password-new-confirm', THIRD_PASSWORD);
+    let answer = await clickForAnswer(tab, '#password-submit', '/api/users/me/password');
+    assert.equal(answer.status(), 401);
+    assert.equal((await answer.json()).code, 'invalid_code');
+    assert.equal(await text(tab, '#error-message'), 'This needs a code from your authenticator app, or a recovery code.');
+    await tab.fill('#password-code', recoveryCodes[2]);
+    answer = await clickForAnswer(tab, '#password-submit', '/api/users/me/password');
+    assert.equal(answer.status(), 200);
+    assert.match(await text(tab, '#notice'), /^Your password has been changed/);
+    await assertSignedIn(tab, 'the tab', NEW_EMAIL);
+  });
+
+  await step('new recovery codes (password and code): ten others', async () => {
+    await tab.fill('#mfa-manage-password', THIRD_PASSWORD);
+    await tab.fill('#mfa-manage-code', recoveryCodes[3]);
+    const answer = await clickForAnswer(tab, '#mfa-regenerate-submit', '/api/users/me/mfa/recovery-codes');
+    assert.equal(answer.status(), 200);
+    const fresh = await tab.$$eval('#mfa-recovery-codes li', (items) => items.map((item) => item.innerText));
+    assert.deepEqual(fresh, (await answer.json()).data.recovery_codes);
+    assert.equal(fresh.length, 10);
+    assert.ok(!fresh.some((code) => recoveryCodes.includes(code)), 'none of the old codes');
+    await click(tab, '#mfa-recovery-saved');
+    recoveryCodes = fresh;
+  });
+
+  await step('turning it off (password and code): the password alone signs in again', async () => {
+    await tab.fill('#mfa-manage-password', THIRD_PASSWORD);
+    await tab.fill('#mfa-manage-code', recoveryCodes[0]);
+    const answer = await clickForAnswer(tab, '#mfa-disable-submit', '/api/users/me/mfa/totp', 'DELETE');
+    assert.equal(answer.status(), 200);
+    assert.match(await text(tab, '#mfa-status'), /^Off/);
+    assert.equal(await text(tab, '#notice'), 'Two-factor authentication is off.');
+    assert.ok(await tab.locator('#password-code').isHidden(), 'no code field any more');
+    await click(tab, '#logout');
+    const login = await submitPassword(tab, NEW_EMAIL, THIRD_PASSWORD);
+    assert.equal(login.status(), 200);
+    assert.notEqual((await login.json()).mfa_required, true, 'no code step');
+    await assertSignedIn(tab, 'the tab', NEW_EMAIL);
+    assert.deepEqual(await accessAmr(context), ['pwd']);
+  });
+
+  await step('deleting the account (the password) signs out for good', async () => {
+    await tab.fill('#delete-password', 'not the password');
+    let answer = await clickForAnswer(tab, '#delete-submit', '/api/users/me', 'DELETE');
+    assert.equal(answer.status(), 401);
+    assert.equal(await text(tab, '#error-message'), 'Wrong password.');
+    await tab.fill('#delete-password', THIRD_PASSWORD);
+    answer = await clickForAnswer(tab, '#delete-submit', '/api/users/me', 'DELETE');
+    assert.equal(answer.status(), 200);
+    assert.equal(await visibleView(tab), 'view-login');
+    assert.equal(await text(tab, '#notice'), 'Your account has been deleted.');
+    assert.deepEqual(await context.cookies(), [], 'every cookie of the API is gone');
+    const login = await submitPassword(tab, NEW_EMAIL, THIRD_PASSWORD);
+    assert.equal(login.status(), 401);
   });
 } catch (error) {
   if (!failed) console.log('not ok - setting up');
