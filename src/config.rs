@@ -104,6 +104,26 @@ pub struct Settings {
     pub metrics_port: Option<u16>,
     pub log_format: LogFormat,
     pub mail: MailSettings,
+    pub mfa: MfaSettings,
+}
+
+/// The second factor (docs/api.md, Second factor).
+#[derive(Clone)]
+pub struct MfaSettings {
+    /// `MFA_ENCRYPTION_KEY`: seals authenticator secrets; `None`: derived from the refresh
+    /// signing key.
+    pub key: Option<[u8; 32]>,
+    /// `MFA_ISSUER`: the name an authenticator app shows beside the codes.
+    pub issuer: String,
+}
+
+impl std::fmt::Debug for MfaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaSettings")
+            .field("key", &self.key.map(|_| "[redacted]"))
+            .field("issuer", &self.issuer)
+            .finish()
+    }
 }
 
 /// Mail (docs/api.md, Email). `Debug` leaves out `SMTP_URL`, which may hold a password.
@@ -214,6 +234,7 @@ impl Settings {
             metrics_port,
             log_format: env.log_format()?,
             mail: env.mail()?,
+            mfa: env.mfa()?,
         })
     }
 }
@@ -307,6 +328,32 @@ impl Env<'_> {
             reset_ttl: self.duration("EMAIL_TOKEN_TTL_RESET", "30m")?,
             verify_ttl: self.duration("EMAIL_TOKEN_TTL_VERIFY", "24h")?,
         })
+    }
+
+    fn mfa(&self) -> Result<MfaSettings, ConfigError> {
+        const VAR: &str = "MFA_ENCRYPTION_KEY";
+        let key = match self.get(VAR) {
+            None => None,
+            // Never the value itself: it is a secret.
+            Some(raw) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(raw.as_bytes())
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        bad(
+                            VAR,
+                            "must be 32 bytes in base64 (make one with `openssl rand -base64 32`)",
+                        )
+                    })?,
+            ),
+        };
+        let issuer = self.or("MFA_ISSUER", "rs256-auth");
+        if issuer.contains(':') {
+            // The otpauth label is `issuer:account`.
+            return Err(bad("MFA_ISSUER", "must not contain `:`"));
+        }
+        Ok(MfaSettings { key, issuer })
     }
 
     /// A set, non-blank value; blank counts as unset so `VAR=` in app.env means "default".

@@ -17,6 +17,8 @@ pub struct User {
     pub photo: String,
     pub verified: bool,
     pub provider: String,
+    /// A confirmed second factor is on.
+    pub mfa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -54,6 +56,8 @@ pub struct UserView<'a> {
     /// `local`.
     #[schema(example = "local")]
     pub provider: &'a str,
+    /// A second factor (an authenticator app) is on: login asks for a code.
+    pub mfa: bool,
     /// RFC 3339, UTC, to the microsecond.
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -69,6 +73,7 @@ impl User {
             photo: &self.photo,
             verified: self.verified,
             provider: &self.provider,
+            mfa: self.mfa,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

@@ -64,6 +64,14 @@ pub enum ErrorCode {
     /// 403: login with the right password to an unverified address, when verification is
     /// required.
     EmailNotVerified,
+    /// 401: a wrong, missing or used second-factor code, or a dead `mfa_token`.
+    InvalidCode,
+    /// 409: enrollment while a second factor is already on.
+    MfaEnabled,
+    /// 409: a change to a second factor that is not on.
+    MfaNotEnabled,
+    /// 409: a confirming code with no enrollment started.
+    MfaNotPending,
     /// 503: a store cannot be reached in time; retry later.
     ServiceUnavailable,
     /// 404: an unknown path.
@@ -94,6 +102,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::LinkInvalid => "link_invalid",
             ErrorCode::EmailNotVerified => "email_not_verified",
+            ErrorCode::InvalidCode => "invalid_code",
+            ErrorCode::MfaEnabled => "mfa_enabled",
+            ErrorCode::MfaNotEnabled => "mfa_not_enabled",
+            ErrorCode::MfaNotPending => "mfa_not_pending",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -135,6 +147,14 @@ pub enum AppError {
     LinkInvalid,
     #[error("confirm your email address first: use the link we sent you, or ask for a new one")]
     EmailNotVerified,
+    #[error("the code is not valid; check your authenticator app and try again")]
+    InvalidCode,
+    #[error("a second factor is already on")]
+    MfaEnabled,
+    #[error("no second factor is on")]
+    MfaNotEnabled,
+    #[error("start the enrollment first")]
+    MfaNotPending,
     /// `cause` names what was unavailable (a store, or `argon2`), for the metrics.
     #[error("the service is temporarily unavailable")]
     ServiceUnavailable { cause: &'static str },
@@ -173,6 +193,10 @@ impl AppError {
             AppError::Forbidden => ErrorCode::Forbidden,
             AppError::LinkInvalid => ErrorCode::LinkInvalid,
             AppError::EmailNotVerified => ErrorCode::EmailNotVerified,
+            AppError::InvalidCode => ErrorCode::InvalidCode,
+            AppError::MfaEnabled => ErrorCode::MfaEnabled,
+            AppError::MfaNotEnabled => ErrorCode::MfaNotEnabled,
+            AppError::MfaNotPending => ErrorCode::MfaNotPending,
             AppError::ServiceUnavailable { .. } => ErrorCode::ServiceUnavailable,
             AppError::NotFound | AppError::NoSuchSession => ErrorCode::NotFound,
             AppError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
@@ -258,8 +282,12 @@ impl ResponseError for AppError {
             AppError::ValidationFailed(_) | AppError::LinkInvalid => StatusCode::BAD_REQUEST,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::EmailTaken
+            | AppError::MfaEnabled
+            | AppError::MfaNotEnabled
+            | AppError::MfaNotPending => StatusCode::CONFLICT,
             AppError::InvalidCredentials
+            | AppError::InvalidCode
             | AppError::NotLoggedIn
             | AppError::TokenInvalid
             | AppError::TokenExpired

@@ -24,6 +24,10 @@ pub struct Metrics {
     /// `auth_refreshes_total{outcome}`: `rotated`, `in_grace`, `reused`, `revoked`, `expired`,
     /// `invalid`, `unavailable` or `error`.
     pub refreshes: IntCounterVec,
+    /// `auth_mfa_total{outcome}`: `challenged` (a password step that asks for a code),
+    /// `passed` and `recovery_used` (a login finished), `invalid_code`, `enrolled`,
+    /// `disabled`, `regenerated`.
+    pub mfa: IntCounterVec,
     /// `auth_rate_limited_total{route}`: answers 429.
     pub rate_limited: IntCounterVec,
     /// Password hashes waiting for an argon2 thread, and how long each waited.
@@ -61,6 +65,11 @@ impl Metrics {
         let refreshes = counter(
             "auth_refreshes_total",
             "Refresh attempts by outcome.",
+            &["outcome"],
+        )?;
+        let mfa = counter(
+            "auth_mfa_total",
+            "Second-factor events by outcome.",
             &["outcome"],
         )?;
         let rate_limited = counter(
@@ -116,6 +125,7 @@ impl Metrics {
             latency,
             logins,
             refreshes,
+            mfa,
             rate_limited,
             hash_queue,
             hash_wait,

@@ -172,6 +172,7 @@ pub async fn change_password(
     let JsonObject(body) = body.into_inner();
     let mut fields = Fields::of(&body)?;
     let current = fields.required("currentPassword").to_owned();
+    let code = fields.optional("code").map(str::to_owned);
     let form = NewPassword {
         new_password: fields.required("newPassword"),
         new_password_confirm: fields.required("newPasswordConfirm"),
@@ -185,6 +186,7 @@ pub async fn change_password(
     let change = PasswordChange {
         current,
         new: form.new_password.to_owned(),
+        code,
         keep: auth.claims.sid,
     };
     let ip = client::client_ip(&req, &state.trusted_proxies);
@@ -229,11 +231,13 @@ pub async fn delete_account(
     let JsonObject(body) = body.into_inner();
     let mut fields = Fields::of(&body)?;
     let password = fields.required("password").to_owned();
+    let code = fields.optional("code");
     if !fields.errors.is_empty() {
         return Err(AppError::ValidationFailed(fields.errors));
     }
     let ip = client::client_ip(&req, &state.trusted_proxies);
-    state.auth.accounts.delete(&auth.user, password, ip).await?;
+    let accounts = &state.auth.accounts;
+    accounts.delete(&auth.user, password, code, ip).await?;
     let mut response = no_store(HttpResponse::Ok().json(success(json!({}))));
     state.cookies.clear(&mut response);
     Ok(response)

@@ -14,7 +14,7 @@ use crate::http::schema::{self, Ambiguous, BodyRefused, CrossSite, ServerErrors}
 use crate::http::state::AppState;
 use crate::http::{no_store, success};
 use crate::service::accounts::{Registered, Registration};
-use crate::service::sessions::SessionTokens;
+use crate::service::sessions::{LoginStep, SessionTokens};
 
 const DEFAULT_PHOTO: &str = "default.png";
 
@@ -187,10 +187,13 @@ pub async fn register(
     summary = "Log in",
     description = "Checks the email and password and starts a new session (the user's other \
         sessions go on). The access token is in the body and in a cookie; the refresh token \
-        only in its cookie. Attempts are limited per email and per client IP (see 429).",
+        only in its cookie. Attempts are limited per email and per client IP (see 429). A \
+        user with a second factor gets no session yet: the answer asks for a code.",
     request_body = schema::LoginRequest,
     responses(
-        (status = 200, description = "Logged in.", body = schema::LoggedIn,
+        (status = 200, description = "Logged in; or, for a user with a second factor, \
+            `mfa_required` and the `mfa_token` to send with a code to `/api/auth/login/mfa` \
+            (then no cookie is set).", body = schema::LoginAnswer,
             headers(
                 ("Set-Cookie" = String, description = "Three cookies: `access_token` (HttpOnly, Path=/, \
                     Max-Age the access lifetime), `refresh_token` (HttpOnly, Path=/api/auth, \
@@ -233,12 +236,14 @@ pub async fn login(
     }
     let ip = client::client_ip(&req, &state.trusted_proxies);
     let device = client::device(&req, ip);
-    let tokens = state
-        .auth
-        .sessions
-        .login(&email, password, ip, device)
-        .await?;
-    Ok(session_response(&state, &tokens, false))
+    let sessions = &state.auth.sessions;
+    Ok(match sessions.login(&email, password, ip, device).await? {
+        LoginStep::Session(tokens) => session_response(&state, &tokens, false),
+        LoginStep::CodeNeeded(mfa_token) => no_store(HttpResponse::Ok().json(success(json!({
+            "mfa_required": true,
+            "mfa_token": mfa_token,
+        })))),
+    })
 }
 
 /// POST (and, for older clients, GET) /api/auth/refresh.

@@ -268,6 +268,7 @@ pub async fn change_address(
     let mut fields = Fields::of(&body)?;
     let email = address_of(&mut fields);
     let password = fields.required("password").to_owned();
+    let code = fields.optional("code");
     if !fields.errors.is_empty() {
         return Err(AppError::ValidationFailed(fields.errors));
     }
@@ -275,7 +276,7 @@ pub async fn change_address(
     state
         .auth
         .email
-        .change_address(&auth.user, email, password, ip)
+        .change_address(&auth.user, email, password, code, ip)
         .await?;
     Ok(accepted(CHANGE_SENT))
 }

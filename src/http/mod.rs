@@ -12,6 +12,7 @@ pub mod guard;
 pub mod health;
 pub mod jwks;
 pub mod metrics;
+pub mod mfa;
 pub mod middleware;
 pub mod openapi;
 pub mod origin;
@@ -69,6 +70,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(mail_route("/api/auth/reset-password", email::reset))
     .service(mail_route("/api/auth/confirm-email", email::confirm))
     .service(mail_route("/api/users/me/email", email::change_address))
+    .service(mail_route("/api/auth/login/mfa", mfa::login_with_code))
+    .service(
+        web::resource("/api/users/me/mfa/totp")
+            .wrap(from_fn(origin::same_site_only))
+            .wrap(DefaultHeaders::new().add((CACHE_CONTROL, "no-store")))
+            .route(web::post().to(mfa::enroll))
+            .route(web::delete().to(mfa::disable))
+            .default_service(not_allowed("POST, DELETE")),
+    )
+    .service(mail_route(
+        "/api/users/me/mfa/totp/confirm",
+        mfa::confirm_enrollment,
+    ))
+    .service(mail_route(
+        "/api/users/me/mfa/recovery-codes",
+        mfa::regenerate,
+    ))
     .service(
         web::resource("/api/users/me")
             .route(web::get().to(users::me))
@@ -119,8 +137,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(openapi::docs);
 }
 
-/// A POST-only route of `email`: behind the origin check of login, and never cached, its
-/// errors included.
+/// A POST-only route of `email` or `mfa`: behind the origin check of login, and never
+/// cached, its errors included.
 fn mail_route<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
 where
     F: actix_web::Handler<Args>,

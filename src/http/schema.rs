@@ -326,6 +326,9 @@ pub struct PasswordChangeRequest {
     /// Equal to `newPassword`.
     #[schema(format = "password")]
     new_password_confirm: String,
+    /// Only with a second factor on, and then required: a code or a recovery code.
+    #[schema(nullable = false)]
+    code: Option<String>,
 }
 
 /// The body of the routes that spend a link: the `token` of the link's `?token=`.
@@ -372,6 +375,9 @@ pub struct AddressChangeRequest {
     /// The current password.
     #[schema(format = "password")]
     password: String,
+    /// Only with a second factor on, and then required: a code or a recovery code.
+    #[schema(nullable = false)]
+    code: Option<String>,
 }
 
 /// A request taken: what it leads to is mailed, or not, as the message says.
@@ -388,6 +394,9 @@ pub struct Accepted {
 pub struct DeleteAccountRequest {
     #[schema(format = "password")]
     password: String,
+    /// Only with a second factor on, and then required: a code or a recovery code.
+    #[schema(nullable = false)]
+    code: Option<String>,
 }
 
 /// A new session's access token. The refresh token travels only in its cookie.
@@ -469,4 +478,109 @@ pub struct OpenApiDocument {
     info: (),
     #[schema(value_type = Object)]
     paths: (),
+}
+
+// The second factor.
+
+/// A login whose user has a second factor: no session yet, no cookie.
+#[derive(ToSchema)]
+pub struct MfaRequired {
+    #[schema(inline)]
+    status: SuccessStatus,
+    /// Always `true`.
+    mfa_required: bool,
+    /// Opaque, single use, for 5 minutes and at most 5 codes: send it with a code to
+    /// `/api/auth/login/mfa`. Not a session: it opens no route.
+    #[schema(min_length = 43, max_length = 43)]
+    mfa_token: String,
+}
+
+/// What login answers with 200: a session, or the request for a code.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    LoggedIn(LoggedIn),
+    MfaRequired(MfaRequired),
+}
+
+#[derive(ToSchema)]
+pub struct MfaLoginRequest {
+    /// From the login's answer.
+    mfa_token: String,
+    /// Six digits from the authenticator app (spaces ignored), or a recovery code
+    /// (`xxxxx-xxxxx`, any letter case, the hyphen optional).
+    #[schema(example = "123456")]
+    code: String,
+}
+
+#[derive(ToSchema)]
+pub struct RecoveryCodesLeft {
+    /// Recovery codes still unused.
+    recovery_codes_left: u32,
+}
+
+/// A login finished with a code.
+#[derive(ToSchema)]
+pub struct MfaLoggedIn {
+    #[schema(inline)]
+    status: SuccessStatus,
+    /// An RS256 JWT, with `"amr":["pwd","otp"]`; also in the `access_token` cookie.
+    access_token: String,
+    /// Only when a recovery code was used.
+    #[schema(nullable = false)]
+    data: Option<RecoveryCodesLeft>,
+}
+
+#[derive(ToSchema)]
+pub struct PasswordOnly {
+    #[schema(format = "password")]
+    password: String,
+}
+
+#[derive(ToSchema)]
+pub struct EnrollmentData {
+    /// The secret in base32 (RFC 4648, unpadded): for typing into an authenticator app.
+    #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
+    secret: String,
+    /// The same secret as an `otpauth://totp/` URI: for a QR code.
+    #[schema(
+        example = "otpauth://totp/rs256-auth:ada%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=rs256-auth"
+    )]
+    otpauth_uri: String,
+}
+
+#[derive(ToSchema)]
+pub struct Enrollment {
+    #[schema(inline)]
+    status: SuccessStatus,
+    data: EnrollmentData,
+}
+
+#[derive(ToSchema)]
+pub struct CodeOnly {
+    /// Six digits from the authenticator app.
+    #[schema(example = "123456")]
+    code: String,
+}
+
+#[derive(ToSchema)]
+pub struct PasswordAndCode {
+    #[schema(format = "password")]
+    password: String,
+    /// A code from the authenticator app, or a recovery code.
+    code: String,
+}
+
+#[derive(ToSchema)]
+pub struct RecoveryCodeList {
+    /// Ten single-use codes, `xxxxx-xxxxx`: shown this once, stored only as hashes.
+    #[schema(min_items = 10, max_items = 10)]
+    recovery_codes: Vec<String>,
+}
+
+#[derive(ToSchema)]
+pub struct RecoveryCodes {
+    #[schema(inline)]
+    status: SuccessStatus,
+    data: RecoveryCodeList,
 }

@@ -31,6 +31,8 @@ pub struct ProfileChange {
 pub struct PasswordChange {
     pub current: String,
     pub new: String,
+    /// With a second factor: its code.
+    pub code: Option<String>,
     pub keep: Uuid,
 }
 
@@ -94,7 +96,8 @@ impl AccountFlows {
         Ok(updated.ok_or_else(gone_user)?.without_hash())
     }
 
-    /// Replaces the password of `user` after checking the current one, and ends every other
+    /// Replaces the password of `user` after checking the current one (and the code, with a
+    /// second factor), and ends every other
     /// session of theirs: a thief's session dies, the one that changed it goes on.
     pub async fn change_password(
         &self,
@@ -104,7 +107,8 @@ impl AccountFlows {
     ) -> Result<()> {
         let core = &self.core;
         let email = Email::normalize(&user.email);
-        core.check_password(&email, change.current, ip).await?;
+        let checked = core.check_password(&email, change.current, ip).await?;
+        core.step_up(&checked, change.code.as_deref(), ip).await?;
         let hash = core.passwords.hash(change.new).await?;
         if core.stores.users.set_password(user.id, &hash).await? == Changed::NoSuchUser {
             return Err(gone_user());
@@ -116,11 +120,19 @@ impl AccountFlows {
         core.sweep(user.id, Some(change.keep)).await
     }
 
-    /// Deletes `user` after checking their password, and ends all of their sessions.
-    pub async fn delete(&self, user: &User, password: String, ip: Option<IpAddr>) -> Result<()> {
+    /// Deletes `user` after checking their password (and code, with a second factor), and
+    /// ends all of their sessions.
+    pub async fn delete(
+        &self,
+        user: &User,
+        password: String,
+        code: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<()> {
         let core = &self.core;
         let email = Email::normalize(&user.email);
-        core.check_password(&email, password, ip).await?;
+        let checked = core.check_password(&email, password, ip).await?;
+        core.step_up(&checked, code, ip).await?;
         // The user first: should ending the sessions fail, their tokens already find no
         // user and answer session_revoked. The stamp before the sweep, as for a password.
         if core.stores.users.delete(user.id).await? == Changed::NoSuchUser {

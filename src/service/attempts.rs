@@ -81,6 +81,18 @@ impl LoginAttempts {
             .await?)
     }
 
+    /// Takes back what `begin` counted, from the email and the IP, without clearing the
+    /// email's earlier failures: a right password of a user with a second factor, or a right
+    /// code outside a login, proves too little to forgive what came before.
+    pub async fn forgive(&self, email: &Email, ip: Option<IpAddr>) -> Result<()> {
+        let counters = &self.stores.counters;
+        counters.clear(None, Some(&email_key(email))).await?;
+        if let Some(ip) = ip {
+            counters.clear(None, Some(&ip_key(ip))).await?;
+        }
+        Ok(())
+    }
+
     /// Counts a request that costs an attacker nothing to repeat (a link's token, a mail
     /// asked for) against the client IP's failed-login counter: the same limit as logins.
     pub async fn begin_ip(&self, ip: Option<IpAddr>) -> Result<Verdict> {

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{MailSettings, Settings};
+use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::service::accounts::AccountFlows;
 use crate::service::admin::AdminFlows;
 use crate::service::attempts::{Limits, LoginAttempts};
-use crate::service::core::Core;
+use crate::service::core::{Core, Parts};
 use crate::service::email::EmailFlows;
 use crate::service::mail::{MailParts, Mailer};
+use crate::service::mfa::{Codes, MfaFlows};
 use crate::service::password::{Passwords, QueueMetrics};
 use crate::service::sessions::SessionFlows;
 use crate::service::tokens::Tokens;
@@ -30,6 +31,7 @@ pub struct AuthService {
     pub sessions: SessionFlows,
     pub accounts: AccountFlows,
     pub email: EmailFlows,
+    pub mfa: MfaFlows,
     pub admin: AdminFlows,
     core: Arc<Core>,
 }
@@ -49,15 +51,7 @@ impl AuthService {
             per_ip: settings.login_attempts_ip_limit,
             window: settings.login_attempts_window,
         };
-        Self::new(
-            stores,
-            limits,
-            tokens,
-            passwords,
-            settings.refresh_reuse_grace,
-            metrics,
-            &settings.mail,
-        )
+        Self::new(stores, limits, tokens, passwords, metrics, settings)
     }
 
     /// Starts the mail worker and sender too (`service::mail`), so it needs a runtime.
@@ -66,10 +60,18 @@ impl AuthService {
         limits: Limits,
         tokens: Tokens,
         passwords: Passwords,
-        grace: Duration,
         metrics: &Metrics,
-        mail: &MailSettings,
+        settings: &Settings,
     ) -> Result<Self, String> {
+        let mail = &settings.mail;
+        if settings.mfa.key.is_none() {
+            tracing::warn!(
+                "MFA_ENCRYPTION_KEY is unset: second-factor secrets are sealed with a key derived \
+                 from REFRESH_TOKEN_PRIVATE_KEY, so changing that key makes them unreadable; set \
+                 MFA_ENCRYPTION_KEY in production"
+            );
+        }
+        let codes = Codes::new(&settings.mfa, tokens.derive_secret("rs256-auth mfa key v1"))?;
         let stores = Arc::new(stores);
         let attempts = LoginAttempts::new(stores.clone(), limits);
         let mailer = Mailer::start(
@@ -82,19 +84,22 @@ impl AuthService {
                 depth: metrics.outbox_depth.clone(),
             },
         )?;
-        let core = Arc::new(Core::new(
-            stores.clone(),
+        let core = Arc::new(Core::new(Parts {
+            stores: stores.clone(),
             attempts,
             tokens,
             passwords,
-            grace,
-            metrics.refreshes.clone(),
-            mailer,
-        ));
+            grace: settings.refresh_reuse_grace,
+            refreshes: metrics.refreshes.clone(),
+            mfa_events: metrics.mfa.clone(),
+            mail: mailer,
+            codes,
+        }));
         Ok(AuthService {
             sessions: SessionFlows::new(core.clone()),
             accounts: AccountFlows::new(core.clone()),
             email: EmailFlows::new(core.clone()),
+            mfa: MfaFlows::new(core.clone()),
             admin: AdminFlows::new(stores),
             core,
         })

@@ -117,6 +117,7 @@ mod tests {
             iss: "i".into(),
             aud: "a".into(),
             role: None,
+            amr: Vec::new(),
         }
     }
 
@@ -157,6 +158,7 @@ mod tests {
             photo: "p".into(),
             verified: false,
             provider: "local".into(),
+            mfa: false,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         };

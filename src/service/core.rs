@@ -14,6 +14,7 @@ use crate::error::{AppError, Result};
 use crate::service::attempts::{LoginAttempts, Verdict};
 use crate::service::cache::{Users as UserCopies, VerifiedTokens};
 use crate::service::mail::Mailer;
+use crate::service::mfa::Codes;
 use crate::service::password::Passwords;
 use crate::service::tokens::{Claims, Tokens, entry_expiry, has_expired};
 use crate::store::Stores;
@@ -43,29 +44,40 @@ pub(super) struct Core {
     pub user_copies: UserCopies,
     /// `auth_refreshes_total{outcome}`.
     pub refreshes: IntCounterVec,
+    /// `auth_mfa_total{outcome}`.
+    pub mfa_events: IntCounterVec,
     pub mail: Mailer,
+    /// The second factor's keys.
+    pub codes: Codes,
+}
+
+/// What `Core` is made of, besides the copies it keeps itself.
+pub(super) struct Parts {
+    pub stores: Arc<Stores>,
+    pub attempts: LoginAttempts,
+    pub tokens: Tokens,
+    pub passwords: Passwords,
+    pub grace: Duration,
+    pub refreshes: IntCounterVec,
+    pub mfa_events: IntCounterVec,
+    pub mail: Mailer,
+    pub codes: Codes,
 }
 
 impl Core {
-    pub fn new(
-        stores: Arc<Stores>,
-        attempts: LoginAttempts,
-        tokens: Tokens,
-        passwords: Passwords,
-        grace: Duration,
-        refreshes: IntCounterVec,
-        mail: Mailer,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
         Core {
-            stores,
-            attempts,
-            tokens,
-            passwords,
-            grace,
+            stores: parts.stores,
+            attempts: parts.attempts,
+            tokens: parts.tokens,
+            passwords: parts.passwords,
+            grace: parts.grace,
             verified: VerifiedTokens::new(CACHE_ENTRIES),
             user_copies: UserCopies::new(CACHE_ENTRIES, COPY_MAX_AGE),
-            refreshes,
-            mail,
+            refreshes: parts.refreshes,
+            mfa_events: parts.mfa_events,
+            mail: parts.mail,
+            codes: parts.codes,
         }
     }
 
@@ -92,7 +104,13 @@ impl Core {
         let Some(user) = found.filter(|_| verified) else {
             return Err(AppError::InvalidCredentials);
         };
-        self.attempts.succeeded(email, ip).await?;
+        // With a second factor, only a finished login (password and code) forgives earlier
+        // failures: otherwise a thief with the password could guess codes without end.
+        if user.mfa {
+            self.attempts.forgive(email, ip).await?;
+        } else {
+            self.attempts.succeeded(email, ip).await?;
+        }
         Ok(user)
     }
 

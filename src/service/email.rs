@@ -14,8 +14,8 @@ use crate::domain::{Email, User};
 use crate::error::{AppError, Result};
 use crate::service::attempts::Verdict;
 use crate::service::core::Core;
-use crate::service::mail::link::hash_of;
 use crate::service::mail::{Job, Kind};
+use crate::service::opaque::hash_of;
 use crate::store::mail::{MailStore, Notice, Purpose, Spent};
 
 pub struct EmailFlows {
@@ -88,13 +88,15 @@ impl EmailFlows {
         Ok(())
     }
 
-    /// Ask to move `user` to `to`: after their password, a confirm link goes to `to` (or, if
-    /// `to` has an account, a notice). A wrong password counts as a failed login.
+    /// Ask to move `user` to `to`: after their password (and code, with a second factor), a
+    /// confirm link goes to `to` (or, if `to` has an account, a notice). A wrong password or
+    /// code counts as a failed login.
     pub async fn change_address(
         &self,
         user: &User,
         to: Email,
         password: String,
+        code: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<()> {
         let core = &self.core;
@@ -104,6 +106,7 @@ impl EmailFlows {
         let checked = core
             .check_password(&Email::normalize(&user.email), password, ip)
             .await?;
+        core.step_up(&checked, code, ip).await?;
         if to.as_str() == checked.email {
             return Err(AppError::validation("email", "is already your address"));
         }

@@ -10,6 +10,8 @@ pub mod cursor;
 pub mod email;
 pub mod keygen;
 pub mod mail;
+pub mod mfa;
+pub mod opaque;
 pub mod password;
 pub mod sessions;
 pub mod tokens;

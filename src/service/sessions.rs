@@ -3,13 +3,19 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::clock::{millis, now_ms};
 use crate::domain::{Email, User};
 use crate::error::{AppError, Result};
+use crate::service::attempts::Verdict;
 use crate::service::core::{Core, MAX_STAMP_TRIES, entry, gone, token_ref};
-use crate::service::tokens::{Claims, TokenType, entry_expiry};
+use crate::service::mfa::CodeUsed;
+use crate::service::opaque::{hash_of, new_token};
+use crate::service::tokens::{AuthMethod, Claims, TokenType, entry_expiry};
+use crate::store::mfa::{MfaStore, NewChallenge};
 use crate::store::rotation::{Rotate, Rotation, Successor};
 use crate::store::sessions::{
     Created, Device, Ended, NewSession, SessionInfo, SessionStore, TokenRef, Vouched,
@@ -22,14 +28,42 @@ pub struct SessionTokens {
     pub refresh: String,
 }
 
+/// How long an `mfa_token` waits for its code.
+pub const MFA_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
+/// How many codes an `mfa_token` takes: five wrong ones end it.
+pub const MFA_TOKEN_TRIES: u32 = 5;
+
 pub struct SessionFlows {
     core: Arc<Core>,
 }
 
-/// Whether `now` still has what a password check of `checked` proved: the same password and
-/// address. A change of anything else (a name, a role) does not undo a login.
-fn same_credentials(now: &User, checked: &User) -> bool {
-    now.password_hash == checked.password_hash && now.email == checked.email
+/// What a password check proved: this user, at this address, with this password hash. A
+/// session is written only while the user still is so.
+struct Proven {
+    user: Uuid,
+    email: String,
+    password_hash: String,
+}
+
+impl Proven {
+    /// Whether `now` still has what the check proved. A change of anything else (a name, a
+    /// role) does not undo a login.
+    fn holds_for(&self, now: &User) -> bool {
+        now.password_hash == self.password_hash && now.email == self.email
+    }
+}
+
+/// What the password step of a login came to.
+pub enum LoginStep {
+    Session(SessionTokens),
+    /// The user has a second factor: the `mfa_token` that `finish_login` takes with a code.
+    CodeNeeded(String),
+}
+
+/// A login finished with a code: its session, and the recovery codes left if one was used.
+pub struct Finished {
+    pub tokens: SessionTokens,
+    pub recovery_codes_left: Option<u32>,
 }
 
 impl SessionFlows {
@@ -38,33 +72,143 @@ impl SessionFlows {
     }
 
     /// Unknown email and wrong password fail alike, after one argon2 run each. Every attempt
-    /// counts against the email and the client IP before anything costly.
+    /// counts against the email and the client IP before anything costly. A user with a
+    /// second factor gets an `mfa_token` instead of a session.
     pub async fn login(
         &self,
         email: &Email,
         password: String,
         ip: Option<IpAddr>,
         device: Device,
-    ) -> Result<SessionTokens> {
+    ) -> Result<LoginStep> {
         let core = &self.core;
         let checked = core.check_password(email, password, ip).await?;
         // After the password: without it, the answer tells nothing of the account.
         if core.mail.require_verified && !checked.verified {
             return Err(AppError::EmailNotVerified);
         }
+        let proven = Proven {
+            user: checked.id,
+            email: checked.email,
+            password_hash: checked.password_hash,
+        };
+        if checked.mfa {
+            return self.challenge(proven).await.map(LoginStep::CodeNeeded);
+        }
+        let amr = AuthMethod::of_login(false);
+        let tokens = self.open_session(&proven, device, amr).await?;
+        Ok(LoginStep::Session(tokens))
+    }
+
+    /// A new `mfa_token` for a password step: only its hash is stored, with what the step
+    /// proved, for `MFA_TOKEN_TTL`.
+    async fn challenge(&self, proven: Proven) -> Result<String> {
+        let core = &self.core;
+        let (token, hash) = new_token().map_err(|_| AppError::internal("no mfa_token was made"))?;
+        let now = now_ms();
+        let challenge = NewChallenge {
+            hash,
+            user: proven.user,
+            bound_email: proven.email,
+            bound_password: proven.password_hash,
+            expires_at: now + millis(MFA_TOKEN_TTL),
+        };
+        core.stores.mfa.add_challenge(&challenge, now).await?;
+        core.mfa_event("challenged");
+        Ok(token)
+    }
+
+    /// The second step of a login: the `mfa_token` of the password step and a code. Each
+    /// try uses one of the token's `MFA_TOKEN_TRIES`, and a wrong code counts as a failed
+    /// login for the email and the client IP; the right one finishes the login once.
+    pub async fn finish_login(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        ip: Option<IpAddr>,
+        device: Device,
+    ) -> Result<Finished> {
+        let core = &self.core;
+        let now = now_ms();
+        let mut claimed = None;
+        if let Some(hash) = hash_of(mfa_token) {
+            let challenge = core
+                .stores
+                .mfa
+                .claim_challenge(&hash, now, MFA_TOKEN_TRIES)
+                .await?;
+            claimed = challenge.map(|c| (hash, c));
+        }
+        let Some((hash, challenge)) = claimed else {
+            // Guessing tokens costs the client IP, as guessing passwords does.
+            if let Verdict::Limited { retry_after } = core.attempts.begin_ip(ip).await? {
+                return Err(AppError::rate_limited(retry_after));
+            }
+            core.mfa_event("invalid_code");
+            return Err(AppError::InvalidCode);
+        };
+        let email = Email::normalize(&challenge.bound_email);
+        if let Verdict::Limited { retry_after } = core.attempts.begin(&email, ip).await? {
+            return Err(AppError::rate_limited(retry_after));
+        }
+        let Some(used) = core.spend_code(challenge.user, Some(code)).await? else {
+            core.mfa_event("invalid_code");
+            return Err(AppError::InvalidCode);
+        };
+        // Of two requests with one token and two good codes, one finishes.
+        if !core.stores.mfa.spend_challenge(&hash).await? {
+            return Err(AppError::InvalidCode);
+        }
+        core.attempts.succeeded(&email, ip).await?;
+        let proven = Proven {
+            user: challenge.user,
+            email: challenge.bound_email,
+            password_hash: challenge.bound_password,
+        };
+        let amr = AuthMethod::of_login(true);
+        let tokens = match self.open_session(&proven, device, amr).await {
+            // The password or the address changed since the password step.
+            Err(AppError::InvalidCredentials) => return Err(AppError::InvalidCode),
+            other => other?,
+        };
+        let recovery_codes_left = match used {
+            CodeUsed::Totp => {
+                core.mfa_event("passed");
+                None
+            }
+            CodeUsed::Recovery { left } => {
+                core.mfa_event("recovery_used");
+                Some(left)
+            }
+        };
+        Ok(Finished {
+            tokens,
+            recovery_codes_left,
+        })
+    }
+
+    /// Writes the session of a login, only for the user as proven: the stamp is read first,
+    /// then the user again, and the write holds only while neither moved. A password change
+    /// or a deletion committed meanwhile refuses the login; any other change (a new name) is
+    /// read again and the write tried again.
+    async fn open_session(
+        &self,
+        proven: &Proven,
+        device: Device,
+        amr: Vec<AuthMethod>,
+    ) -> Result<SessionTokens> {
+        let core = &self.core;
         let sid = Uuid::new_v4();
-        // The session is written only for the user as checked: the stamp is read first, then
-        // the user again, and the write holds only while neither moved. A password change or
-        // a deletion committed meanwhile refuses the login; any other change (a new name) is
-        // read again and the write tried again.
         for _ in 0..MAX_STAMP_TRIES {
-            let stamp = core.stores.sessions.stamp(checked.id).await?;
-            let user = core.stores.users.by_id(checked.id).await?;
-            let Some(user) = user.filter(|now| same_credentials(now, &checked)) else {
+            let stamp = core.stores.sessions.stamp(proven.user).await?;
+            let user = core.stores.users.by_id(proven.user).await?;
+            let Some(user) = user.filter(|now| proven.holds_for(now)) else {
                 return Err(AppError::InvalidCredentials);
             };
-            let (mut access, refresh) = core.tokens.pair(user.id, sid)?;
+            let (mut access, mut refresh) = core.tokens.pair(user.id, sid)?;
             access.role = Some(user.role());
+            access.amr.clone_from(&amr);
+            refresh.amr.clone_from(&amr);
             let session = NewSession {
                 user: user.id,
                 sid,
@@ -169,6 +313,14 @@ impl SessionFlows {
             }
         };
         access.role = role;
+        // The session's own: what its login proved, kept by every rotation.
+        let amr = if old.amr.is_empty() {
+            AuthMethod::of_login(false)
+        } else {
+            old.amr.clone()
+        };
+        access.amr.clone_from(&amr);
+        refresh.amr = amr;
         Ok((self.sign_pair(&access, &refresh)?, outcome))
     }
 

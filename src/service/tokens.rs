@@ -46,6 +46,30 @@ pub struct Claims {
     /// trust the token alone. This service authorizes by the stored user instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// How the session's login was proven (RFC 8176): `["pwd"]`, or `["pwd","otp"]` with a
+    /// second factor. Both kinds carry it, so that a refresh keeps it. Empty in tokens issued
+    /// before it existed, which stand for `["pwd"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<AuthMethod>,
+}
+
+/// An authentication method reference (RFC 8176 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    Pwd,
+    Otp,
+}
+
+impl AuthMethod {
+    /// The `amr` of a login: the password, and the second factor's code if one was asked.
+    pub fn of_login(with_code: bool) -> Vec<AuthMethod> {
+        if with_code {
+            vec![AuthMethod::Pwd, AuthMethod::Otp]
+        } else {
+            vec![AuthMethod::Pwd]
+        }
+    }
 }
 
 /// One kind's keys: the key it signs with, and every key it accepts, by `kid`.
@@ -345,6 +369,7 @@ impl Tokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             role: None,
+            amr: Vec::new(),
         })
     }
 
@@ -431,6 +456,7 @@ mod tests {
             iss: "i".into(),
             aud: "a".into(),
             role: None,
+            amr: Vec::new(),
         }
     }
 

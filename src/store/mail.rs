@@ -48,7 +48,7 @@ pub struct NewLink {
 }
 
 /// A message for the outbox. The token (if any) travels sealed: a copy of the database
-/// opens no mailbox (`service::mail::link::Seal`).
+/// opens no mailbox (`service::opaque::Seal`).
 #[derive(Clone)]
 pub struct Outgoing {
     pub id: Uuid,

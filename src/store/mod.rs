@@ -3,7 +3,7 @@
 //! Redis) and embedded (all in one SQLite file).
 //!
 //! Each concern is a trait declared beside its value types (`users::UserStore`,
-//! `sessions::SessionStore`, `attempts::CounterStore`, `mail::MailStore`), with the same
+//! `sessions::SessionStore`, `attempts::CounterStore`, `mail::MailStore`, `mfa::MfaStore`), with the same
 //! signatures in every backend. The enums below forward each method to their backend (enum_dispatch), so a new
 //! method is one signature in its trait and one body per backend, and a new backend is a
 //! module with one `impl` per trait and one variant per enum. Stores fail with `StoreError`;
@@ -12,6 +12,7 @@
 pub mod attempts;
 pub mod error;
 pub mod mail;
+pub mod mfa;
 pub mod postgres;
 pub mod redis;
 pub mod rotation;
@@ -29,6 +30,7 @@ use crate::config::{Database, Settings};
 use crate::domain::{Email, NewUser, Role, User};
 use crate::store::attempts::{Count, CounterStore};
 use crate::store::mail::{Issued, MailStore, NewLink, Notice, Outgoing, Purpose, Queued, Spent};
+use crate::store::mfa::{Begun, Challenge, Factor, MfaStore, NewChallenge, StoredTotp};
 use crate::store::rotation::{Rotate, Rotation};
 use crate::store::sessions::{
     Check, Created, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,
@@ -65,10 +67,18 @@ pub enum Mail {
     Sqlite(sqlite::mail::Mail),
 }
 
+/// The second factor, in the user database.
+#[enum_dispatch(MfaStore)]
+pub enum Mfa {
+    Postgres(postgres::mfa::Mfa),
+    Sqlite(sqlite::mfa::Mfa),
+}
+
 /// The stores, on the backends the settings name. Open them once and share them.
 pub struct Stores {
     pub users: Users,
     pub mail: Mail,
+    pub mfa: Mfa,
     pub sessions: Sessions,
     pub counters: Counters,
 }
@@ -77,16 +87,23 @@ impl Stores {
     /// Connects (lazily where it can), creates what is missing and applies migrations.
     /// A store that cannot even be configured stops the start with one line.
     pub async fn open(settings: &Settings) -> Result<Self, String> {
-        let (users, mail, embedded) = match &settings.database {
+        let (users, mail, mfa, embedded) = match &settings.database {
             Database::Postgres(url) => {
                 let users = postgres::Users::open(url).await?;
                 let mail = Mail::Postgres(users.mail());
-                (Users::Postgres(users), mail, None)
+                let mfa = Mfa::Postgres(users.mfa());
+                (Users::Postgres(users), mail, mfa, None)
             }
             Database::Sqlite(path) => {
                 let db = sqlite::Db::open(path).await?;
                 let users = Users::Sqlite(sqlite::users::Users::new(&db));
-                (users, Mail::Sqlite(sqlite::mail::Mail::new(&db)), Some(db))
+                let mail = Mail::Sqlite(sqlite::mail::Mail::new(&db));
+                (
+                    users,
+                    mail,
+                    Mfa::Sqlite(sqlite::mfa::Mfa::new(&db)),
+                    Some(db),
+                )
             }
         };
         let (sessions, counters) = match (&settings.redis, embedded) {
@@ -119,6 +136,7 @@ impl Stores {
         Ok(Stores {
             users,
             mail,
+            mfa,
             sessions,
             counters,
         })

@@ -44,7 +44,10 @@ fn assert_claims(token: &str, typ: &str, lifetime_secs: i64, iss: &str, aud: &st
         .map(String::as_str)
         .collect();
     names.sort_unstable();
+    // `amr`: how the login was proven (RFC 8176), `["pwd"]` without a second factor.
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]), "{claims}");
     let mut expected = vec![
+        "amr",
         "aud",
         "exp",
         "iat",
@@ -57,7 +60,7 @@ fn assert_claims(token: &str, typ: &str, lifetime_secs: i64, iss: &str, aud: &st
     ];
     // Access tokens carry the user's role too; refresh tokens do not.
     if typ == "access" {
-        expected.insert(5, "role");
+        expected.insert(6, "role");
         assert_eq!(claims["role"], "user", "{claims}");
     }
     assert_eq!(names, expected, "{claims}");

@@ -35,6 +35,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/forgot-password"),
     ("POST", "/api/auth/reset-password"),
     ("POST", "/api/auth/confirm-email"),
+    ("POST", "/api/auth/login/mfa"),
+    ("POST", "/api/users/me/mfa/totp"),
+    ("DELETE", "/api/users/me/mfa/totp"),
+    ("POST", "/api/users/me/mfa/totp/confirm"),
+    ("POST", "/api/users/me/mfa/recovery-codes"),
     ("GET", "/api/admin/users"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/metrics"),
@@ -84,6 +89,10 @@ fn every_error() -> Vec<AppError> {
         AppError::Forbidden,
         AppError::LinkInvalid,
         AppError::EmailNotVerified,
+        AppError::InvalidCode,
+        AppError::MfaEnabled,
+        AppError::MfaNotEnabled,
+        AppError::MfaNotPending,
         AppError::ServiceUnavailable { cause: "redis" },
         AppError::NotFound,
         AppError::NoSuchSession,
@@ -108,6 +117,10 @@ fn every_error() -> Vec<AppError> {
             | AppError::Forbidden
             | AppError::LinkInvalid
             | AppError::EmailNotVerified
+            | AppError::InvalidCode
+            | AppError::MfaEnabled
+            | AppError::MfaNotEnabled
+            | AppError::MfaNotPending
             | AppError::ServiceUnavailable { .. }
             | AppError::NotFound
             | AppError::NoSuchSession

@@ -38,6 +38,7 @@ async fn register_answers_201_with_exactly_the_public_user_object() {
             "role",
             "photo",
             "verified",
+            "mfa",
             "provider",
             "created_at",
             "updated_at"

@@ -25,10 +25,14 @@ pub enum Kind {
     /// To the old address, once the change is confirmed.
     EmailChanged,
     AccountDeleted,
+    /// A second factor was turned on.
+    MfaOn,
+    /// The second factor was turned off.
+    MfaOff,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::VerifyEmail,
         Kind::ResetPassword,
         Kind::ConfirmEmail,
@@ -37,6 +41,8 @@ impl Kind {
         Kind::PasswordChanged,
         Kind::EmailChanged,
         Kind::AccountDeleted,
+        Kind::MfaOn,
+        Kind::MfaOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,8 @@ impl Kind {
             Kind::PasswordChanged => "password_changed",
             Kind::EmailChanged => "email_changed",
             Kind::AccountDeleted => "account_deleted",
+            Kind::MfaOn => "mfa_on",
+            Kind::MfaOff => "mfa_off",
         }
     }
 
@@ -76,6 +84,8 @@ impl Kind {
             Kind::PasswordChanged => "Your password was changed",
             Kind::EmailChanged => "Your account's email address was changed",
             Kind::AccountDeleted => "Your account was deleted",
+            Kind::MfaOn => "Two-factor sign-in is on",
+            Kind::MfaOff => "Two-factor sign-in was turned off",
         }
     }
 
@@ -115,6 +125,14 @@ impl Kind {
             Kind::AccountDeleted => (
                 "Your account and its sessions were deleted.",
                 "If this was not you, someone knew your password; you can register again with this address.",
+            ),
+            Kind::MfaOn => (
+                "Signing in to your account now takes a code from your authenticator app, or one of your recovery codes. Every other session was ended.",
+                NOT_YOU,
+            ),
+            Kind::MfaOff => (
+                "Signing in to your account no longer asks for a code from an authenticator app.",
+                NOT_YOU,
             ),
         }
     }

@@ -7,7 +7,6 @@
 //! request; and queued mail survives a restart.
 
 pub mod jobs;
-pub mod link;
 pub mod message;
 pub mod sender;
 
@@ -78,7 +77,7 @@ impl Mailer {
             Some(url) => sender::Transport::smtp(url)?,
             None => sender::Transport::files(settings.dir.clone())?,
         };
-        let seal = Arc::new(link::Seal::new(&parts.seal_secret)?);
+        let seal = Arc::new(crate::service::opaque::Seal::new(&parts.seal_secret)?);
         let wake = Arc::new(Notify::new());
         let (jobs, queue) = mpsc::channel(QUEUE);
         let worker = Arc::new(jobs::Worker {

@@ -14,8 +14,8 @@ use prometheus::{IntCounterVec, IntGauge};
 use tokio::sync::Notify;
 
 use crate::clock::now_ms;
-use crate::service::mail::link::Seal;
 use crate::service::mail::message::{self, Kind, mask};
+use crate::service::opaque::Seal;
 use crate::store::Stores;
 use crate::store::mail::{MailStore, Queued};
 

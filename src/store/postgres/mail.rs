@@ -187,7 +187,7 @@ impl MailStore for Mail {
             User,
             r#"UPDATE users SET verified = true
                WHERE id = $1 AND email = $2 AND NOT verified
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+               RETURNING id, name, email, password_hash, role, photo, verified, provider, mfa,
                          created_at, updated_at"#,
             taken.user,
             taken.bound_email,
@@ -203,7 +203,7 @@ impl MailStore for Mail {
             None => {
                 let user = sqlx::query_as!(
                     User,
-                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider, mfa,
                               created_at, updated_at
                        FROM users WHERE id = $1 AND email = $2"#,
                     taken.user,
@@ -238,7 +238,7 @@ impl MailStore for Mail {
             User,
             r#"UPDATE users SET password_hash = $4, verified = true
                WHERE id = $1 AND email = $2 AND ($3::text IS NULL OR password_hash = $3)
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+               RETURNING id, name, email, password_hash, role, photo, verified, provider, mfa,
                          created_at, updated_at"#,
             taken.user,
             taken.bound_email,
@@ -269,7 +269,7 @@ impl MailStore for Mail {
             User,
             r#"UPDATE users SET email = $4, verified = true
                WHERE id = $1 AND email = $2 AND ($3::text IS NULL OR password_hash = $3)
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+               RETURNING id, name, email, password_hash, role, photo, verified, provider, mfa,
                          created_at, updated_at"#,
             taken.user,
             taken.bound_email,

@@ -1,6 +1,8 @@
-//! Users in Postgres, and beside them the links and the outbox (`mail`).
+//! Users in Postgres, and beside them the links and the outbox (`mail`) and the second
+//! factor (`mfa`).
 
 pub mod mail;
+pub mod mfa;
 
 use std::str::FromStr;
 
@@ -43,6 +45,11 @@ impl Users {
     pub fn mail(&self) -> mail::Mail {
         mail::Mail::new(self.pool.clone())
     }
+
+    /// The second factor, on the users' pool.
+    pub fn mfa(&self) -> mfa::Mfa {
+        mfa::Mfa::new(self.pool.clone())
+    }
 }
 
 impl UserStore for Users {
@@ -56,7 +63,7 @@ impl UserStore for Users {
             r#"INSERT INTO users (name, email, password_hash, photo)
                VALUES ($1, $2, $3, $4)
                ON CONFLICT DO NOTHING
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+               RETURNING id, name, email, password_hash, role, photo, verified, provider, mfa,
                          created_at, updated_at"#,
             new.name,
             new.email.as_str(),
@@ -72,7 +79,7 @@ impl UserStore for Users {
     async fn by_email(&self, email: &Email) -> Result<Option<User>> {
         sqlx::query_as!(
             User,
-            r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+            r#"SELECT id, name, email, password_hash, role, photo, verified, provider, mfa,
                       created_at, updated_at
                FROM users WHERE lower(email) = $1"#,
             email.as_str(),
@@ -85,7 +92,7 @@ impl UserStore for Users {
     async fn by_id(&self, id: Uuid) -> Result<Option<User>> {
         sqlx::query_as!(
             User,
-            r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+            r#"SELECT id, name, email, password_hash, role, photo, verified, provider, mfa,
                       created_at, updated_at
                FROM users WHERE id = $1"#,
             id,
@@ -118,7 +125,7 @@ impl UserStore for Users {
             User,
             r#"UPDATE users SET name = coalesce($2, name), photo = coalesce($3, photo)
                WHERE id = $1
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+               RETURNING id, name, email, password_hash, role, photo, verified, provider, mfa,
                          created_at, updated_at"#,
             id,
             name,
@@ -141,7 +148,7 @@ impl UserStore for Users {
         sqlx::query_as!(
             User,
             r#"UPDATE users SET role = $2 WHERE lower(email) = $1
-               RETURNING id, name, email, password_hash, role, photo, verified, provider,
+               RETURNING id, name, email, password_hash, role, photo, verified, provider, mfa,
                          created_at, updated_at"#,
             email.as_str(),
             role.as_str(),
@@ -154,22 +161,20 @@ impl UserStore for Users {
     /// Walks the `(created_at, id)` index (see the migrations).
     async fn list(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<User>> {
         let limit = i64::from(limit);
-        let users = match after {
-            None => {
-                sqlx::query_as!(
+        let users =
+            match after {
+                None => sqlx::query_as!(
                     User,
-                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider, mfa,
                               created_at, updated_at
                        FROM users ORDER BY created_at, id LIMIT $1"#,
                     limit,
                 )
                 .fetch_all(&self.pool)
-                .await
-            }
-            Some(after) => {
-                sqlx::query_as!(
+                .await,
+                Some(after) => sqlx::query_as!(
                     User,
-                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider,
+                    r#"SELECT id, name, email, password_hash, role, photo, verified, provider, mfa,
                               created_at, updated_at
                        FROM users WHERE (created_at, id) > ($1, $2)
                        ORDER BY created_at, id LIMIT $3"#,
@@ -178,9 +183,8 @@ impl UserStore for Users {
                     limit,
                 )
                 .fetch_all(&self.pool)
-                .await
-            }
-        };
+                .await,
+            };
         users.map_err(fail)
     }
 

@@ -9,6 +9,7 @@
 
 pub mod attempts;
 pub mod mail;
+pub mod mfa;
 pub mod sessions;
 pub mod users;
 
@@ -109,6 +110,7 @@ impl Db {
             "reused_sessions",
             "login_attempts",
             "email_tokens",
+            "mfa_challenges",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE expires_at <= ?"

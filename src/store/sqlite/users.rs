@@ -10,7 +10,7 @@ use crate::store::error::{Result, StoreError};
 use crate::store::sqlite::{Db, fail};
 use crate::store::users::{Changed, Cursor, Inserted, UserStore};
 
-pub(super) const COLUMNS: &str = "id, name, email, password_hash, role, photo, verified, provider, \
+pub(super) const COLUMNS: &str = "id, name, email, password_hash, role, photo, verified, provider, mfa, \
                        created_at, updated_at";
 
 pub struct Users {
@@ -205,6 +205,7 @@ pub(super) fn user(row: SqliteRow) -> Result<User> {
         photo: row.try_get("photo").map_err(fail)?,
         verified: row.try_get("verified").map_err(fail)?,
         provider: row.try_get("provider").map_err(fail)?,
+        mfa: row.try_get("mfa").map_err(fail)?,
         created_at: row.try_get("created_at").map_err(fail)?,
         updated_at: row.try_get("updated_at").map_err(fail)?,
     })

@@ -1,6 +1,7 @@
-//! A link's token: 32 random bytes, in base64url in the link. The store keeps only its
-//! SHA-256; the outbox keeps it sealed (AES-256-GCM, with a key derived from the refresh
-//! signing key) until the mail is sent. A copy of the database opens no mailbox.
+//! Opaque tokens and sealed secrets. A token (a mailed link's, an `mfa_token`) is 32 random
+//! bytes in base64url; the store keeps only its SHA-256. A secret the service must read again
+//! (a link's token in the outbox, an authenticator secret) is kept sealed with AES-256-GCM,
+//! bound to what it belongs to. A copy of the database opens no mailbox and makes no codes.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::error::Unspecified;
@@ -35,8 +36,9 @@ fn hash(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Seals tokens for the outbox, bound to their recipient: a sealed token moved to another
-/// row, or a recipient changed in the table, no longer opens.
+/// Seals secrets bound to their owner (the outbox: a token to its recipient; the second
+/// factor: a secret to its user): a sealed secret moved to another row, or an owner changed
+/// in the table, no longer opens.
 pub struct Seal {
     key: LessSafeKey,
 }
@@ -44,7 +46,7 @@ pub struct Seal {
 impl Seal {
     pub fn new(secret: &[u8; 32]) -> Result<Self, String> {
         let key = UnboundKey::new(&AES_256_GCM, secret)
-            .map_err(|_| "the outbox key could not be made".to_owned())?;
+            .map_err(|_| "a sealing key could not be made".to_owned())?;
         Ok(Seal {
             key: LessSafeKey::new(key),
         })

@@ -1,0 +1,251 @@
+//! The second factor in Postgres. A change to a factor locks its user's row first, in the
+//! order every writer of these tables takes them (user, then factor), so that a confirm racing
+//! a deletion waits instead of deadlocking. Every use of a code is one conditional statement.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::store::error::{Result, StoreError};
+use crate::store::mfa::{Begun, Challenge, Factor, MfaStore, NewChallenge, StoredTotp};
+use crate::store::postgres::fail;
+
+pub struct Mfa {
+    pool: PgPool,
+}
+
+impl Mfa {
+    pub fn new(pool: PgPool) -> Self {
+        Mfa { pool }
+    }
+
+    /// A transaction holding the user's row: `None` if there is no such user.
+    async fn lock_user(&self, user: Uuid) -> Result<Option<Transaction<'static, Postgres>>> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let found = sqlx::query!("SELECT 1 AS one FROM users WHERE id = $1 FOR UPDATE", user)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?;
+        Ok(found.map(|_| tx))
+    }
+}
+
+async fn put_codes(
+    tx: &mut Transaction<'static, Postgres>,
+    user: Uuid,
+    codes: &[[u8; 32]],
+) -> Result<()> {
+    sqlx::query!("DELETE FROM mfa_recovery_codes WHERE user_id = $1", user)
+        .execute(&mut **tx)
+        .await
+        .map_err(fail)?;
+    let hashes: Vec<Vec<u8>> = codes.iter().map(|h| h.to_vec()).collect();
+    sqlx::query!(
+        "INSERT INTO mfa_recovery_codes (user_id, hash) SELECT $1, unnest($2::bytea[])",
+        user,
+        &hashes,
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(fail)?;
+    Ok(())
+}
+
+async fn set_flag(tx: &mut Transaction<'static, Postgres>, user: Uuid, on: bool) -> Result<()> {
+    // `updated_at` advances in the trigger.
+    sqlx::query!("UPDATE users SET mfa = $2 WHERE id = $1", user, on)
+        .execute(&mut **tx)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+impl MfaStore for Mfa {
+    async fn begin(&self, user: Uuid, sealed: &[u8]) -> Result<Begun> {
+        let Some(mut tx) = self.lock_user(user).await? else {
+            return Ok(Begun::NoSuchUser);
+        };
+        let written = sqlx::query!(
+            "INSERT INTO mfa_totp (user_id, sealed) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, last_step = -1
+             WHERE NOT mfa_totp.confirmed",
+            user,
+            sealed,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(if written.rows_affected() == 1 {
+            Begun::Pending
+        } else {
+            Begun::AlreadyOn
+        })
+    }
+
+    async fn totp(&self, user: Uuid) -> Result<Option<StoredTotp>> {
+        sqlx::query_as!(
+            StoredTotp,
+            "SELECT sealed, confirmed, last_step FROM mfa_totp WHERE user_id = $1",
+            user,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    async fn confirm(
+        &self,
+        user: Uuid,
+        sealed: &[u8],
+        step: i64,
+        codes: &[[u8; 32]],
+    ) -> Result<Factor> {
+        let Some(mut tx) = self.lock_user(user).await? else {
+            return Ok(Factor::Moved);
+        };
+        let done = sqlx::query!(
+            "UPDATE mfa_totp SET confirmed = true, last_step = $3
+             WHERE user_id = $1 AND NOT confirmed AND sealed = $2 AND last_step < $3",
+            user,
+            sealed,
+            step,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if done.rows_affected() != 1 {
+            return Ok(Factor::Moved);
+        }
+        put_codes(&mut tx, user, codes).await?;
+        set_flag(&mut tx, user, true).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(Factor::Done)
+    }
+
+    async fn use_step(&self, user: Uuid, step: i64) -> Result<Factor> {
+        let done = sqlx::query!(
+            "UPDATE mfa_totp SET last_step = $2
+             WHERE user_id = $1 AND confirmed AND last_step < $2",
+            user,
+            step,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(fail)?;
+        Ok(Factor::from_rows(done.rows_affected()))
+    }
+
+    async fn use_recovery_code(&self, user: Uuid, hash: &[u8; 32]) -> Result<Option<u32>> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let done = sqlx::query!(
+            "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND hash = $2",
+            user,
+            &hash[..],
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let left = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "left!" FROM mfa_recovery_codes WHERE user_id = $1"#,
+            user,
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        let left = u32::try_from(left).map_err(|e| StoreError::failed("postgres", e))?;
+        Ok(Some(left))
+    }
+
+    async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor> {
+        let Some(mut tx) = self.lock_user(user).await? else {
+            return Ok(Factor::Moved);
+        };
+        let on = sqlx::query!(
+            "SELECT 1 AS one FROM mfa_totp WHERE user_id = $1 AND confirmed",
+            user
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if on.is_none() {
+            return Ok(Factor::Moved);
+        }
+        put_codes(&mut tx, user, codes).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(Factor::Done)
+    }
+
+    async fn disable(&self, user: Uuid) -> Result<Factor> {
+        let Some(mut tx) = self.lock_user(user).await? else {
+            return Ok(Factor::Moved);
+        };
+        let done = sqlx::query!(
+            "DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed",
+            user
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if done.rows_affected() != 1 {
+            return Ok(Factor::Moved);
+        }
+        put_codes(&mut tx, user, &[]).await?;
+        set_flag(&mut tx, user, false).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(Factor::Done)
+    }
+
+    async fn add_challenge(&self, new: &NewChallenge, now: i64) -> Result<()> {
+        // The ended ones go as new ones come: the table holds at most five minutes of logins.
+        sqlx::query!("DELETE FROM mfa_challenges WHERE expires_at <= $1", now)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        sqlx::query!(
+            "INSERT INTO mfa_challenges
+                 (hash, user_id, bound_email, bound_password, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &new.hash[..],
+            new.user,
+            new.bound_email,
+            new.bound_password,
+            new.expires_at,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(fail)?;
+        Ok(())
+    }
+
+    async fn claim_challenge(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        tries: u32,
+    ) -> Result<Option<Challenge>> {
+        sqlx::query_as!(
+            Challenge,
+            r#"UPDATE mfa_challenges SET failures = failures + 1
+               WHERE hash = $1 AND expires_at > $2 AND failures < $3
+               RETURNING user_id AS "user", bound_email, bound_password"#,
+            &hash[..],
+            now,
+            i32::try_from(tries).unwrap_or(i32::MAX),
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(fail)
+    }
+
+    async fn spend_challenge(&self, hash: &[u8; 32]) -> Result<bool> {
+        let done = sqlx::query!("DELETE FROM mfa_challenges WHERE hash = $1", &hash[..])
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
