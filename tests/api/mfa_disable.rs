@@ -33,7 +33,7 @@ async fn turning_off_needs_the_password_first_then_a_code() {
     for (body, status, code) in cases {
         let response = app.disable_totp(access, &body).await;
         assert_no_store(&response);
-        assert_error(response, status, code).await;
+        assert_refused(response, status, code, &body.to_string()).await;
     }
 
     assert_eq!(app.me_user(access).await["mfa"], true);

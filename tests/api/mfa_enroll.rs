@@ -281,3 +281,16 @@ async fn mfa_shows_on_the_user_in_register_me_and_the_admin_list() {
     assert_eq!(mfa_of(&email), Some(json!(true)), "{listed}");
     assert_eq!(mfa_of(&plain), Some(json!(false)), "{listed}");
 }
+
+#[tokio::test]
+async fn mfa_issuer_names_the_service_in_the_uri() {
+    let app = spawn_app_with(&[("MFA_ISSUER", "Acme Login")]).await;
+    let (email, session) = app.logged_in_user().await;
+
+    let data = app.enrollment(&session.access).await;
+
+    let uri = data["otpauth_uri"].as_str().unwrap();
+    let totp = Totp::from_url(uri).expect("an otpauth URI an app accepts");
+    assert_eq!(totp.issuer(), Some("Acme Login"), "{uri}");
+    assert_eq!(totp.account_name(), email);
+}

@@ -88,6 +88,18 @@ async fn a_completed_login_clears_the_counter() {
 }
 
 #[tokio::test]
+async fn a_wrong_password_at_enrollment_counts() {
+    let app = spawn_app_with(&[("LOGIN_ATTEMPTS_LIMIT", "1")]).await;
+    let (email, session) = app.logged_in_user().await;
+    let wrong = app
+        .start_enrollment(&session.access, "not my password")
+        .await;
+    assert_error(wrong, 401, "invalid_credentials").await;
+
+    assert_error(app.login(&email, PASSWORD).await, 429, "rate_limited").await;
+}
+
+#[tokio::test]
 async fn a_wrong_confirm_code_counts() {
     let app = spawn_app_with(&[("LOGIN_ATTEMPTS_LIMIT", "1")]).await;
     let (email, session) = app.logged_in_user().await;

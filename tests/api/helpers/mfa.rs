@@ -137,6 +137,18 @@ pub async fn success(response: Response, status: u16) -> Value {
     body
 }
 
+/// `assert_error` of one case among several: `what` names it in a failure.
+pub async fn assert_refused(response: Response, status: u16, code: &str, what: &str) {
+    let got = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        (got, body["code"].as_str()),
+        (status, Some(code)),
+        "{what}: {body}"
+    );
+    assert_eq!(body["status"], "fail", "{what}: {body}");
+}
+
 /// `data.recovery_codes` of a confirm or regenerate answer.
 pub fn recovery_codes_of(body: &Value) -> Vec<String> {
     body["data"]["recovery_codes"]
