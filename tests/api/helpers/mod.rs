@@ -9,7 +9,8 @@
 //! Beside this file: `cookies.rs` and `responses.rs` read answers, `store.rs` reads and
 //! changes what the app stored, `smtp.rs` is a real SMTP server that keeps what it receives
 //! and `mail.rs` starts apps that mail it and makes the mail routes' requests; all are in
-//! `use crate::helpers::*`. `cluster.rs` (a Redis Cluster of local processes), `history.rs`
+//! `use crate::helpers::*`, as is `mfa.rs` (an authenticator app's codes, and the requests of
+//! the second factor's routes). `cluster.rs` (a Redis Cluster of local processes), `history.rs`
 //! (a history of calls and a checker of the session properties), `jwt.rs` (tokens made and checked by hand), `settings.rs`
 //! (settings from a map) and `smtp_tls.rs` (an SMTP server with TLS and a password, and a CA
 //! for it) serve a few test files, which import them by name.
@@ -31,6 +32,7 @@ mod cookies;
 pub mod history;
 pub mod jwt;
 mod mail;
+mod mfa;
 pub mod replicated;
 mod responses;
 mod rng;
@@ -42,6 +44,7 @@ mod store;
 pub use accounts::*;
 pub use cookies::*;
 pub use mail::*;
+pub use mfa::*;
 pub use responses::*;
 pub use rng::Rng;
 pub use smtp::*;

@@ -1,0 +1,147 @@
+//! Each TOTP step's code works once per user, on every instance, and never after a later
+//! step's code: a replayed code, an older code, and codes raced at once.
+
+use std::collections::BTreeMap;
+
+use reqwest::Response;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// Status and code of each answer, counted: `{(200, ""): 1, (401, "invalid_code"): 1}`.
+async fn tally(responses: Vec<Response>) -> BTreeMap<(u16, String), usize> {
+    let mut counts = BTreeMap::new();
+    for response in responses {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let code = body["code"].as_str().unwrap_or_default().to_owned();
+        *counts.entry((status, code)).or_default() += 1;
+    }
+    counts
+}
+
+fn one_winner() -> BTreeMap<(u16, String), usize> {
+    BTreeMap::from([((200, String::new()), 1), ((401, "invalid_code".into()), 1)])
+}
+
+#[tokio::test]
+async fn a_used_code_is_refused_at_the_next_login_even_within_its_step() {
+    let app = spawn_app().await;
+    let mut user = app.mfa_user().await;
+    let confirm_step = user.authenticator.last_step().unwrap();
+    let code = user.authenticator.next_code();
+    app.login_with_code(&user.email, &code).await;
+
+    let mfa_token = app.password_step(&user.email).await;
+    let replay = app.login_mfa(&mfa_token, &code).await;
+    assert_error(replay, 401, "invalid_code").await;
+    // The code that confirmed the enrollment was used too.
+    let confirm_code = user.authenticator.code_of_step(confirm_step);
+    let replay = app.login_mfa(&mfa_token, &confirm_code).await;
+    assert_error(replay, 401, "invalid_code").await;
+
+    // The token survived those two wrong codes.
+    let response = app.login_mfa(&mfa_token, &user.recovery_codes[0]).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_code_used_at_one_instance_is_refused_at_another() {
+    let app = spawn_app().await;
+    let other = app.sibling(&[]).await;
+    let mut user = app.mfa_user().await;
+    let code = user.authenticator.next_code();
+    let here = password_step_at(&app.address, &user.email).await;
+    assert_eq!(login_mfa_at(&app.address, &here, &code).await.status(), 200);
+
+    let there = password_step_at(&other, &user.email).await;
+    let replay = login_mfa_at(&other, &there, &code).await;
+
+    assert_error(replay, 401, "invalid_code").await;
+    let recovery = login_mfa_at(&other, &there, &user.recovery_codes[0]).await;
+    assert_eq!(recovery.status(), 200);
+}
+
+#[tokio::test]
+async fn an_older_steps_code_is_refused_once_a_later_steps_code_was_used() {
+    let app = spawn_app().await;
+    let (email, session) = app.logged_in_user().await;
+    let data = app.enrollment(&session.access).await;
+    let authenticator = Authenticator::new(data["secret"].as_str().unwrap());
+    // Confirmed with the previous step's code, so that the current step's stays unused. If
+    // the clock moved into a new step between computing and checking, that code was two steps
+    // old: the new previous step's is fine then (the clock does not move twice that fast).
+    let mut previous = step_now() - 1;
+    let first = app
+        .confirm_totp(&session.access, &authenticator.code_of_step(previous))
+        .await;
+    if first.status() != 200 {
+        assert_error(first, 401, "invalid_code").await;
+        previous = step_now() - 1;
+        let second = app
+            .confirm_totp(&session.access, &authenticator.code_of_step(previous))
+            .await;
+        assert_eq!(second.status(), 200);
+    }
+    let (older, later) = (previous + 1, previous + 2);
+
+    app.login_with_code(&email, &authenticator.code_of_step(later))
+        .await;
+
+    let mfa_token = app.password_step(&email).await;
+    let refused = app
+        .login_mfa(&mfa_token, &authenticator.code_of_step(older))
+        .await;
+    assert_error(refused, 401, "invalid_code").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mfa_token_raced_with_two_right_codes_logs_in_once() {
+    let app = spawn_app().await;
+    let mut user = app.mfa_user().await;
+    let mfa_token = app.password_step(&user.email).await;
+    let code = user.authenticator.next_code();
+
+    let (totp, recovery) = tokio::join!(
+        app.login_mfa(&mfa_token, &code),
+        app.login_mfa(&mfa_token, &user.recovery_codes[0]),
+    );
+
+    assert_eq!(tally(vec![totp, recovery]).await, one_winner());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_code_raced_on_two_mfa_tokens_at_two_instances_logs_in_once() {
+    let app = spawn_app().await;
+    let other = app.sibling(&[]).await;
+    let mut user = app.mfa_user().await;
+    let here = password_step_at(&app.address, &user.email).await;
+    let there = password_step_at(&other, &user.email).await;
+    let code = user.authenticator.next_code();
+
+    let (a, b) = tokio::join!(
+        login_mfa_at(&app.address, &here, &code),
+        login_mfa_at(&other, &there, &code),
+    );
+
+    assert_eq!(tally(vec![a, b]).await, one_winner());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_recovery_code_raced_on_two_mfa_tokens_logs_in_once() {
+    let app = spawn_app().await;
+    let other = app.sibling(&[]).await;
+    let user = app.mfa_user().await;
+    // A few rounds, each with a code of its own, one instance against the other.
+    for code in &user.recovery_codes[..3] {
+        let here = password_step_at(&app.address, &user.email).await;
+        let there = password_step_at(&other, &user.email).await;
+
+        let (a, b) = tokio::join!(
+            login_mfa_at(&app.address, &here, code),
+            login_mfa_at(&other, &there, code),
+        );
+
+        assert_eq!(tally(vec![a, b]).await, one_winner(), "{code}");
+    }
+}
