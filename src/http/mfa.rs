@@ -31,6 +31,18 @@ fn strings<'a, const N: usize>(
     Ok(values)
 }
 
+/// The password, required, and the code, which may be missing: as on a step-up, the password
+/// is checked first, and a missing code is then `invalid_code`.
+fn password_and_code(body: &serde_json::Value) -> Result<(&str, Option<&str>)> {
+    let mut fields = Fields::of(body)?;
+    let password = fields.required("password");
+    let code = fields.optional("code");
+    if !fields.errors.is_empty() {
+        return Err(AppError::ValidationFailed(fields.errors));
+    }
+    Ok((password, code))
+}
+
 #[utoipa::path(
     post,
     path = "/api/auth/login/mfa",
@@ -173,8 +185,8 @@ pub async fn confirm_enrollment(
     responses(
         (status = 200, description = "Off.", body = schema::Success,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`validation_failed`: `password` or `code` missing or not \
-            a string, or an ambiguous request.", body = schema::Error),
+        (status = 400, description = "`validation_failed`: `password` missing, `password` or \
+            `code` not a string, or an ambiguous request.", body = schema::Error),
         (status = 401, description = PASSWORD_THEN_CODE, body = schema::Error),
         CrossSite,
         (status = 409, description = "`mfa_not_enabled`: no second factor is on.",
@@ -191,10 +203,10 @@ pub async fn disable(
     body: web::Json<JsonObject>,
 ) -> Result<HttpResponse> {
     let JsonObject(body) = body.into_inner();
-    let [password, code] = strings(&body, ["password", "code"])?;
+    let (password, code) = password_and_code(&body)?;
     let ip = client::client_ip(&req, &state.trusted_proxies);
     let mfa = &state.auth.mfa;
-    mfa.disable(&auth.user, password.to_owned(), Some(code), ip)
+    mfa.disable(&auth.user, password.to_owned(), code, ip)
         .await?;
     Ok(no_store(HttpResponse::Ok().json(success(json!({})))))
 }
@@ -211,8 +223,8 @@ pub async fn disable(
     responses(
         (status = 200, description = "The new codes.", body = schema::RecoveryCodes,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`validation_failed`: `password` or `code` missing or not \
-            a string, or an ambiguous request.", body = schema::Error),
+        (status = 400, description = "`validation_failed`: `password` missing, `password` or \
+            `code` not a string, or an ambiguous request.", body = schema::Error),
         (status = 401, description = PASSWORD_THEN_CODE, body = schema::Error),
         CrossSite,
         (status = 409, description = "`mfa_not_enabled`: no second factor is on.",
@@ -229,11 +241,11 @@ pub async fn regenerate(
     body: web::Json<JsonObject>,
 ) -> Result<HttpResponse> {
     let JsonObject(body) = body.into_inner();
-    let [password, code] = strings(&body, ["password", "code"])?;
+    let (password, code) = password_and_code(&body)?;
     let ip = client::client_ip(&req, &state.trusted_proxies);
     let mfa = &state.auth.mfa;
     let codes = mfa
-        .regenerate(&auth.user, password.to_owned(), Some(code), ip)
+        .regenerate(&auth.user, password.to_owned(), code, ip)
         .await?;
     Ok(no_store(HttpResponse::Ok().json(success(json!({
         "data": {"recovery_codes": codes},

@@ -567,8 +567,9 @@ pub struct CodeOnly {
 pub struct PasswordAndCode {
     #[schema(format = "password")]
     password: String,
-    /// A code from the authenticator app, or a recovery code.
-    code: String,
+    /// A code from the authenticator app, or a recovery code; missing is `invalid_code`.
+    #[schema(nullable = false)]
+    code: Option<String>,
 }
 
 #[derive(ToSchema)]
