@@ -3,11 +3,15 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use rs256_auth::config::Settings;
 use rs256_auth::domain::{Email, Role};
 use rs256_auth::error::AppError;
 use rs256_auth::service::admin::{AdminFlows, RoleError};
 use rs256_auth::service::keygen::{self, KeygenOptions};
+use rs256_auth::service::mfa;
+use rs256_auth::service::tokens::Tokens;
 use rs256_auth::startup::Application;
 use rs256_auth::store::Stores;
 use rs256_auth::telemetry;
@@ -15,6 +19,9 @@ use rs256_auth::telemetry;
 const USAGE: &str =
     "usage: rs256-auth                 run the service (settings from the environment and app.env)
        rs256-auth keys generate [--dir keys] [--bits 2048|3072|4096] [--force]
+       rs256-auth keys mfa-key
+                                  print MFA_ENCRYPTION_KEY as in use (set, or derived from the
+                                  refresh signing key): set it before changing that key
        rs256-auth users set-role EMAIL user|admin
                                   set a user's role, on the stores the settings name";
 
@@ -29,6 +36,7 @@ async fn main() -> ExitCode {
     {
         [] => serve().await,
         ["keys", "generate", ..] => generate_keys(&args[2..]),
+        ["keys", "mfa-key"] => print_mfa_key(),
         ["users", "set-role", email, role] => set_role(email, role).await,
         ["users", ..] => Err("usage: rs256-auth users set-role EMAIL user|admin".into()),
         ["-h" | "--help" | "help"] => {
@@ -83,6 +91,16 @@ fn stop_signal() -> Result<impl Future<Output = &'static str>, String> {
             _ = int.recv() => "SIGINT",
         }
     })
+}
+
+/// `keys mfa-key`: the second factor's key as a setting line, from the settings as the
+/// service reads them.
+fn print_mfa_key() -> Result<(), String> {
+    let settings = Settings::load().map_err(|e| e.to_string())?;
+    let tokens = Tokens::from_settings(&settings)?;
+    let key = mfa::key_in_use(&settings.mfa, &tokens);
+    println!("MFA_ENCRYPTION_KEY={}", STANDARD.encode(key));
+    Ok(())
 }
 
 /// `users set-role EMAIL ROLE`, on the stores of the settings, as the service opens them.

@@ -13,7 +13,7 @@ use crate::service::attempts::{Limits, LoginAttempts};
 use crate::service::core::{Core, Parts};
 use crate::service::email::EmailFlows;
 use crate::service::mail::{MailParts, Mailer};
-use crate::service::mfa::{Codes, MfaFlows};
+use crate::service::mfa::{self, Codes, MfaFlows};
 use crate::service::password::{Passwords, QueueMetrics};
 use crate::service::sessions::SessionFlows;
 use crate::service::tokens::Tokens;
@@ -68,10 +68,10 @@ impl AuthService {
             tracing::warn!(
                 "MFA_ENCRYPTION_KEY is unset: second-factor secrets are sealed with a key derived \
                  from REFRESH_TOKEN_PRIVATE_KEY, so changing that key makes them unreadable; set \
-                 MFA_ENCRYPTION_KEY in production"
+                 MFA_ENCRYPTION_KEY in production (`rs256-auth keys mfa-key` prints the key in use)"
             );
         }
-        let codes = Codes::new(&settings.mfa, tokens.derive_secret("rs256-auth mfa key v1"))?;
+        let codes = Codes::new(&settings.mfa, mfa::key_in_use(&settings.mfa, &tokens))?;
         let stores = Arc::new(stores);
         let attempts = LoginAttempts::new(stores.clone(), limits);
         let mailer = Mailer::start(

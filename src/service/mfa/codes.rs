@@ -65,10 +65,8 @@ pub struct Codes {
 }
 
 impl Codes {
-    /// With `MFA_ENCRYPTION_KEY`, or `fallback` (derived from the refresh signing key) when
-    /// it is unset.
-    pub fn new(settings: &MfaSettings, fallback: [u8; 32]) -> Result<Self, String> {
-        let key = settings.key.unwrap_or(fallback);
+    /// With `key` (`super::key_in_use`) and the settings' issuer.
+    pub fn new(settings: &MfaSettings, key: [u8; 32]) -> Result<Self, String> {
         let seal_key = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), b"totp seal v1");
         let mut seal_secret = [0u8; 32];
         seal_secret.copy_from_slice(seal_key.as_ref());

@@ -14,17 +14,28 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::clock::now_ms;
+use crate::config::MfaSettings;
 use crate::domain::{Email, User};
 use crate::error::{AppError, Result};
 use crate::service::attempts::Verdict;
 use crate::service::core::{Core, gone_user};
 use crate::service::mail::Kind;
+use crate::service::tokens::Tokens;
 use crate::store::mail::Notice;
 use crate::store::mfa::{Begun, Factor, MfaStore, Spend, StoredTotp};
 
 pub use crate::store::mfa::CodeUsed;
 
 pub use codes::{Codes, Presented};
+
+/// The key that seals second-factor secrets and keys the recovery codes' hashes:
+/// `MFA_ENCRYPTION_KEY`, or, unset, one derived from the refresh signing key. `rs256-auth keys
+/// mfa-key` prints it, so that it can be set before that signing key changes.
+pub fn key_in_use(settings: &MfaSettings, tokens: &Tokens) -> [u8; 32] {
+    settings
+        .key
+        .unwrap_or_else(|| tokens.derive_secret("rs256-auth mfa key v1"))
+}
 
 /// What every outcome of `auth_mfa_total` is called, so that each shows from the start.
 const OUTCOMES: [&str; 8] = [
