@@ -21,14 +21,15 @@ CREATE TABLE mfa_recovery_codes (
     PRIMARY KEY (user_id, hash)
 );
 
--- A password step that waits for its code: the SHA-256 of its mfa_token, and what the user
--- must still be (this address and password hash) for the login to finish.
+-- A password step that waits for its code: the SHA-256 of its mfa_token, what the user must
+-- still be (this address and password hash) for the login to finish, and how many codes were
+-- tried with it (at most 5).
 CREATE TABLE mfa_challenges (
     hash           bytea        PRIMARY KEY,
     user_id        uuid         NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     bound_email    varchar(254) NOT NULL,
     bound_password text         NOT NULL,
-    failures       integer      NOT NULL DEFAULT 0,
+    tries          integer      NOT NULL DEFAULT 0,
     expires_at     bigint       NOT NULL
 );
 

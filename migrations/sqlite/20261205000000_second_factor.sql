@@ -21,7 +21,7 @@ CREATE TABLE mfa_challenges (
     user_id        TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     bound_email    TEXT    NOT NULL,
     bound_password TEXT    NOT NULL,
-    failures       INTEGER NOT NULL DEFAULT 0,
+    tries          INTEGER NOT NULL DEFAULT 0,
     expires_at     INTEGER NOT NULL
 ) STRICT;
 

@@ -10,6 +10,7 @@ use crate::http::body::{Fields, JsonObject};
 use crate::http::client;
 use crate::http::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::http::credentials::{bearer_token, cookie};
+use crate::http::metrics::CodeNeeded;
 use crate::http::schema::{self, Ambiguous, BodyRefused, CrossSite, ServerErrors};
 use crate::http::state::AppState;
 use crate::http::{no_store, success};
@@ -239,10 +240,14 @@ pub async fn login(
     let sessions = &state.auth.sessions;
     Ok(match sessions.login(&email, password, ip, device).await? {
         LoginStep::Session(tokens) => session_response(&state, &tokens, false),
-        LoginStep::CodeNeeded(mfa_token) => no_store(HttpResponse::Ok().json(success(json!({
-            "mfa_required": true,
-            "mfa_token": mfa_token,
-        })))),
+        LoginStep::CodeNeeded(mfa_token) => {
+            let mut response = no_store(HttpResponse::Ok().json(success(json!({
+                "mfa_required": true,
+                "mfa_token": mfa_token,
+            }))));
+            response.extensions_mut().insert(CodeNeeded);
+            response
+        }
     })
 }
 
@@ -386,11 +391,19 @@ fn session_response(
     tokens: &SessionTokens,
     refresh_in_body: bool,
 ) -> HttpResponse {
-    let body = if refresh_in_body {
-        json!({"access_token": tokens.access, "refresh_token": tokens.refresh})
-    } else {
-        json!({"access_token": tokens.access})
-    };
+    let mut body = json!({"access_token": tokens.access});
+    if refresh_in_body {
+        body["refresh_token"] = json!(tokens.refresh);
+    }
+    session_answer(state, tokens, body)
+}
+
+/// 200 with `body` (which names the access token) and the session's three cookies.
+pub(crate) fn session_answer(
+    state: &AppState,
+    tokens: &SessionTokens,
+    body: Value,
+) -> HttpResponse {
     let mut response = no_store(HttpResponse::Ok().json(success(body)));
     state.cookies.set(&mut response, tokens);
     response

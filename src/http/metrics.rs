@@ -14,6 +14,11 @@ use crate::http::middleware::{UNMATCHED, method_label};
 use crate::metrics::{self, Metrics};
 
 const LOGIN: &str = "/api/auth/login";
+const LOGIN_WITH_CODE: &str = "/api/auth/login/mfa";
+
+/// Marks a login's answer that asks for a code instead of starting a session, for
+/// `auth_logins_total{outcome="mfa_required"}`.
+pub struct CodeNeeded;
 
 pub async fn render(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
@@ -33,14 +38,19 @@ pub async fn record(
     let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
     let method = method_label(req.method());
     let result = next.call(req).await;
-    let (status, error) = match &result {
+    let (status, error, code_needed) = match &result {
         Ok(response) => (
             response.status(),
             response.response().error().and_then(|e| e.as_error()),
+            response.response().extensions().contains::<CodeNeeded>(),
         ),
-        Err(error) => (error.as_response_error().status_code(), error.as_error()),
+        Err(error) => (
+            error.as_response_error().status_code(),
+            error.as_error(),
+            false,
+        ),
     };
-    count(&metrics, &route, method, status, error);
+    count(&metrics, &route, method, status, error, code_needed);
     let labels = [route.as_str(), method, status.as_str()];
     metrics
         .latency
@@ -55,13 +65,17 @@ fn count(
     method: &str,
     status: StatusCode,
     error: Option<&AppError>,
+    code_needed: bool,
 ) {
     metrics
         .requests
         .with_label_values(&[route, method, status.as_str()])
         .inc();
-    if route == LOGIN && method == "POST" {
+    // A login with a second factor is counted at each step: `mfa_required`, then `success`
+    // (a session started) or the code step's error.
+    if (route == LOGIN || route == LOGIN_WITH_CODE) && method == "POST" {
         let outcome = match error {
+            _ if code_needed => "mfa_required",
             _ if status.is_success() => "success",
             Some(error) => error.code().as_str(),
             None => "error",

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::error::{AppError, Result};
+use crate::http::auth::session_answer;
 use crate::http::body::{Fields, JsonObject};
 use crate::http::guard::AuthUser;
 use crate::http::schema::{self, BodyRefused, CrossSite, LoginLimits, ServerErrors};
@@ -85,9 +86,7 @@ pub async fn login_with_code(
     if let Some(left) = finished.recovery_codes_left {
         body["data"] = json!({"recovery_codes_left": left});
     }
-    let mut response = no_store(HttpResponse::Ok().json(success(body)));
-    state.cookies.set(&mut response, &finished.tokens);
-    Ok(response)
+    Ok(session_answer(&state, &finished.tokens, body))
 }
 
 #[utoipa::path(

@@ -64,13 +64,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(auth::logout))
             .default_service(not_allowed("GET, POST")),
     )
-    .service(mail_route("/api/auth/verify-email", email::verify))
-    .service(mail_route("/api/auth/verify-email/resend", email::resend))
-    .service(mail_route("/api/auth/forgot-password", email::forgot))
-    .service(mail_route("/api/auth/reset-password", email::reset))
-    .service(mail_route("/api/auth/confirm-email", email::confirm))
-    .service(mail_route("/api/users/me/email", email::change_address))
-    .service(mail_route("/api/auth/login/mfa", mfa::login_with_code))
+    .service(post_route("/api/auth/verify-email", email::verify))
+    .service(post_route("/api/auth/verify-email/resend", email::resend))
+    .service(post_route("/api/auth/forgot-password", email::forgot))
+    .service(post_route("/api/auth/reset-password", email::reset))
+    .service(post_route("/api/auth/confirm-email", email::confirm))
+    .service(post_route("/api/users/me/email", email::change_address))
+    .service(post_route("/api/auth/login/mfa", mfa::login_with_code))
     .service(
         web::resource("/api/users/me/mfa/totp")
             .wrap(from_fn(origin::same_site_only))
@@ -79,11 +79,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(mfa::disable))
             .default_service(not_allowed("POST, DELETE")),
     )
-    .service(mail_route(
+    .service(post_route(
         "/api/users/me/mfa/totp/confirm",
         mfa::confirm_enrollment,
     ))
-    .service(mail_route(
+    .service(post_route(
         "/api/users/me/mfa/recovery-codes",
         mfa::regenerate,
     ))
@@ -137,9 +137,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(openapi::docs);
 }
 
-/// A POST-only route of `email` or `mfa`: behind the origin check of login, and never
-/// cached, its errors included.
-fn mail_route<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
+/// A POST-only route (most of `email` and `mfa`): behind the origin check of login, and
+/// never cached, its errors included.
+fn post_route<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,

@@ -106,10 +106,11 @@ impl EmailFlows {
         let checked = core
             .check_password(&Email::normalize(&user.email), password, ip)
             .await?;
-        core.step_up(&checked, code, ip).await?;
+        // Before the code: a request refused anyway must not spend one.
         if to.as_str() == checked.email {
             return Err(AppError::validation("email", "is already your address"));
         }
+        core.step_up(&checked, code, ip).await?;
         core.mail.submit(Job::ChangeAddress {
             user: checked.id,
             email: checked.email,

@@ -3,19 +3,13 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::clock::{millis, now_ms};
 use crate::domain::{Email, User};
 use crate::error::{AppError, Result};
-use crate::service::attempts::Verdict;
 use crate::service::core::{Core, MAX_STAMP_TRIES, entry, gone, token_ref};
-use crate::service::mfa::CodeUsed;
-use crate::service::opaque::{hash_of, new_token};
-use crate::service::tokens::{AuthMethod, Claims, TokenType, entry_expiry};
-use crate::store::mfa::{MfaStore, NewChallenge};
+use crate::service::tokens::{Claims, TokenType, entry_expiry, login_amr};
 use crate::store::rotation::{Rotate, Rotation, Successor};
 use crate::store::sessions::{
     Created, Device, Ended, NewSession, SessionInfo, SessionStore, TokenRef, Vouched,
@@ -28,22 +22,17 @@ pub struct SessionTokens {
     pub refresh: String,
 }
 
-/// How long an `mfa_token` waits for its code.
-pub const MFA_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
-/// How many codes an `mfa_token` takes: five wrong ones end it.
-pub const MFA_TOKEN_TRIES: u32 = 5;
-
 pub struct SessionFlows {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
 }
 
 /// What a login proved: this user, at this address, with this password hash, and whether a
 /// code of a second factor was asked. A session is written only while the user still is so.
-struct Proven {
-    user: Uuid,
-    email: String,
-    password_hash: String,
-    mfa: bool,
+pub(super) struct Proven {
+    pub user: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub mfa: bool,
 }
 
 impl Proven {
@@ -58,14 +47,9 @@ impl Proven {
 /// What the password step of a login came to.
 pub enum LoginStep {
     Session(SessionTokens),
-    /// The user has a second factor: the `mfa_token` that `finish_login` takes with a code.
+    /// The user has a second factor: the `mfa_token` that `finish_login` (service::mfa::login)
+    /// takes with a code.
     CodeNeeded(String),
-}
-
-/// A login finished with a code: its session, and the recovery codes left if one was used.
-pub struct Finished {
-    pub tokens: SessionTokens,
-    pub recovery_codes_left: Option<u32>,
 }
 
 impl SessionFlows {
@@ -98,108 +82,20 @@ impl SessionFlows {
         if proven.mfa {
             return self.challenge(proven).await.map(LoginStep::CodeNeeded);
         }
-        let amr = AuthMethod::of_login(false);
+        let amr = login_amr(false);
         let tokens = self.open_session(&proven, device, amr).await?;
         Ok(LoginStep::Session(tokens))
-    }
-
-    /// A new `mfa_token` for a password step: only its hash is stored, with what the step
-    /// proved, for `MFA_TOKEN_TTL`.
-    async fn challenge(&self, proven: Proven) -> Result<String> {
-        let core = &self.core;
-        let (token, hash) = new_token().map_err(|_| AppError::internal("no mfa_token was made"))?;
-        let now = now_ms();
-        let challenge = NewChallenge {
-            hash,
-            user: proven.user,
-            bound_email: proven.email,
-            bound_password: proven.password_hash,
-            expires_at: now + millis(MFA_TOKEN_TTL),
-        };
-        core.stores.mfa.add_challenge(&challenge, now).await?;
-        core.mfa_event("challenged");
-        Ok(token)
-    }
-
-    /// The second step of a login: the `mfa_token` of the password step and a code. Each
-    /// try uses one of the token's `MFA_TOKEN_TRIES`, and a wrong code counts as a failed
-    /// login for the email and the client IP; the right one finishes the login once.
-    pub async fn finish_login(
-        &self,
-        mfa_token: &str,
-        code: &str,
-        ip: Option<IpAddr>,
-        device: Device,
-    ) -> Result<Finished> {
-        let core = &self.core;
-        let now = now_ms();
-        let mut claimed = None;
-        if let Some(hash) = hash_of(mfa_token) {
-            let challenge = core
-                .stores
-                .mfa
-                .claim_challenge(&hash, now, MFA_TOKEN_TRIES)
-                .await?;
-            claimed = challenge.map(|c| (hash, c));
-        }
-        let Some((hash, challenge)) = claimed else {
-            // Guessing tokens costs the client IP, as guessing passwords does.
-            if let Verdict::Limited { retry_after } = core.attempts.begin_ip(ip).await? {
-                return Err(AppError::rate_limited(retry_after));
-            }
-            core.mfa_event("invalid_code");
-            return Err(AppError::InvalidCode);
-        };
-        let email = Email::normalize(&challenge.bound_email);
-        if let Verdict::Limited { retry_after } = core.attempts.begin(&email, ip).await? {
-            return Err(AppError::rate_limited(retry_after));
-        }
-        let Some(used) = core.spend_code(challenge.user, Some(code)).await? else {
-            core.mfa_event("invalid_code");
-            return Err(AppError::InvalidCode);
-        };
-        // Of two requests with one token and two good codes, one finishes.
-        if !core.stores.mfa.spend_challenge(&hash).await? {
-            return Err(AppError::InvalidCode);
-        }
-        core.attempts.succeeded(&email, ip).await?;
-        let proven = Proven {
-            user: challenge.user,
-            email: challenge.bound_email,
-            password_hash: challenge.bound_password,
-            mfa: true,
-        };
-        let amr = AuthMethod::of_login(true);
-        let tokens = match self.open_session(&proven, device, amr).await {
-            // The password, the address or the factor changed since the password step.
-            Err(AppError::InvalidCredentials) => return Err(AppError::InvalidCode),
-            other => other?,
-        };
-        let recovery_codes_left = match used {
-            CodeUsed::Totp => {
-                core.mfa_event("passed");
-                None
-            }
-            CodeUsed::Recovery { left } => {
-                core.mfa_event("recovery_used");
-                Some(left)
-            }
-        };
-        Ok(Finished {
-            tokens,
-            recovery_codes_left,
-        })
     }
 
     /// Writes the session of a login, only for the user as proven: the stamp is read first,
     /// then the user again, and the write holds only while neither moved. A password change
     /// or a deletion committed meanwhile refuses the login; any other change (a new name) is
     /// read again and the write tried again.
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         proven: &Proven,
         device: Device,
-        amr: Vec<AuthMethod>,
+        amr: Vec<String>,
     ) -> Result<SessionTokens> {
         let core = &self.core;
         let sid = Uuid::new_v4();
@@ -319,7 +215,7 @@ impl SessionFlows {
         access.role = role;
         // The session's own: what its login proved, kept by every rotation.
         let amr = if old.amr.is_empty() {
-            AuthMethod::of_login(false)
+            login_amr(false)
         } else {
             old.amr.clone()
         };

@@ -48,28 +48,20 @@ pub struct Claims {
     pub role: Option<Role>,
     /// How the session's login was proven (RFC 8176): `["pwd"]`, or `["pwd","otp"]` with a
     /// second factor. Both kinds carry it, so that a refresh keeps it. Empty in tokens issued
-    /// before it existed, which stand for `["pwd"]`.
+    /// before it existed, which stand for `["pwd"]`. Strings, not an enum: a value this
+    /// version does not know (a newer one's, after a rollback) must not make a token invalid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub amr: Vec<AuthMethod>,
+    pub amr: Vec<String>,
 }
 
-/// An authentication method reference (RFC 8176 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    Pwd,
-    Otp,
-}
-
-impl AuthMethod {
-    /// The `amr` of a login: the password, and the second factor's code if one was asked.
-    pub fn of_login(with_code: bool) -> Vec<AuthMethod> {
-        if with_code {
-            vec![AuthMethod::Pwd, AuthMethod::Otp]
-        } else {
-            vec![AuthMethod::Pwd]
-        }
+/// The `amr` of a login (RFC 8176 §2): the password, and the second factor's code if one was
+/// asked (a recovery code counts as `otp` too: a one-time password).
+pub fn login_amr(with_code: bool) -> Vec<String> {
+    let mut amr = vec!["pwd".to_owned()];
+    if with_code {
+        amr.push("otp".to_owned());
     }
+    amr
 }
 
 /// One kind's keys: the key it signs with, and every key it accepts, by `kid`.

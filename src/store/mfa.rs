@@ -6,6 +6,7 @@ use enum_dispatch::enum_dispatch;
 use uuid::Uuid;
 
 use crate::store::error::Result;
+use crate::store::mail::Outgoing;
 
 /// A user's authenticator secret as stored: sealed, and whether it was confirmed.
 #[derive(Clone)]
@@ -45,6 +46,23 @@ impl Factor {
     }
 }
 
+/// What spending a code writes: the step of a TOTP code, for the sealed secret it was checked
+/// against; or a recovery code's hash.
+pub enum Spend {
+    Step { step: i64, sealed: Vec<u8> },
+    Recovery([u8; 32]),
+}
+
+/// A code that was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeUsed {
+    Totp,
+    /// A recovery code; this many are left.
+    Recovery {
+        left: u32,
+    },
+}
+
 /// A password step waiting for its code.
 pub struct NewChallenge {
     /// SHA-256 of the `mfa_token`.
@@ -76,31 +94,38 @@ pub trait MfaStore {
     async fn totp(&self, user: Uuid) -> Result<Option<StoredTotp>>;
 
     /// Turns the unconfirmed secret `sealed` on, with its first code's `step`, the recovery
-    /// codes `codes` (hashes) and the user's `mfa` flag, in one transaction; `Moved` if the
-    /// secret is no longer that one, unconfirmed.
+    /// codes `codes` (hashes), the user's `mfa` flag and the `notice` for the outbox, in one
+    /// transaction; `Moved` if the secret is no longer that one, unconfirmed.
     async fn confirm(
         &self,
         user: Uuid,
         sealed: &[u8],
         step: i64,
         codes: &[[u8; 32]],
+        notice: &Outgoing,
     ) -> Result<Factor>;
 
-    /// Records `step` as used, if the confirmed factor's last step is older; `Moved` if it
-    /// is not (a replay, or the factor is gone).
-    async fn use_step(&self, user: Uuid, step: i64) -> Result<Factor>;
-
-    /// Deletes the recovery code `hash`: `Some(codes left)` if it was the user's, else `None`.
-    async fn use_recovery_code(&self, user: Uuid, hash: &[u8; 32]) -> Result<Option<u32>>;
+    /// Spends a code of the user's confirmed factor, all or nothing, in one transaction: a
+    /// step only if it is later than the last one used and of the secret it was checked
+    /// against; a recovery code by deleting it. With `challenge` (a login's second step), that
+    /// challenge is deleted too, and only while its user still has the password hash, the
+    /// address and the factor it was issued for. `None`: nothing was written.
+    async fn spend(
+        &self,
+        user: Uuid,
+        spend: &Spend,
+        challenge: Option<&[u8; 32]>,
+    ) -> Result<Option<CodeUsed>>;
 
     /// Replaces the recovery codes, if the confirmed factor is on.
     async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor>;
 
-    /// Deletes the secret and the recovery codes, and clears the user's `mfa` flag; `Moved`
-    /// if no confirmed factor was on.
-    async fn disable(&self, user: Uuid) -> Result<Factor>;
+    /// Deletes the secret and the recovery codes, clears the user's `mfa` flag and queues the
+    /// `notice`, in one transaction; `Moved` if no confirmed factor was on.
+    async fn disable(&self, user: Uuid, notice: &Outgoing) -> Result<Factor>;
 
-    /// Stores a challenge (and deletes the ended ones).
+    /// Stores a challenge (and, where the store has no purge of its own, deletes the ended
+    /// ones).
     async fn add_challenge(&self, new: &NewChallenge, now: i64) -> Result<()>;
 
     /// Takes one try of the live challenge of `hash` (not expired, fewer than `tries` taken):
@@ -112,7 +137,4 @@ pub trait MfaStore {
         now: i64,
         tries: u32,
     ) -> Result<Option<Challenge>>;
-
-    /// Deletes the challenge: `true` for the one request that does.
-    async fn spend_challenge(&self, hash: &[u8; 32]) -> Result<bool>;
 }

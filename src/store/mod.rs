@@ -30,7 +30,9 @@ use crate::config::{Database, Settings};
 use crate::domain::{Email, NewUser, Role, User};
 use crate::store::attempts::{Count, CounterStore};
 use crate::store::mail::{Issued, MailStore, NewLink, Notice, Outgoing, Purpose, Queued, Spent};
-use crate::store::mfa::{Begun, Challenge, Factor, MfaStore, NewChallenge, StoredTotp};
+use crate::store::mfa::{
+    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, StoredTotp,
+};
 use crate::store::rotation::{Rotate, Rotation};
 use crate::store::sessions::{
     Check, Created, Ended, NewSession, SessionInfo, SessionStore, Stamp, TokenRef, Vouched,

@@ -1,11 +1,12 @@
-//! The second factor: enrollment, the codes that every sensitive step asks for, and the
-//! second step of a login (`SessionFlows::finish_login`). The codes themselves are `codes`.
+//! The second factor: enrollment, and the codes that every sensitive step asks for. The
+//! second step of a login is `login`; the codes themselves are `codes`.
 //!
 //! Every use of a code is one conditional write in the user database (`MfaStore`): a TOTP
 //! step only if it is later than the last one used, a recovery code by deleting it. Two
 //! instances given one code at once accept it once.
 
 pub mod codes;
+pub mod login;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,7 +19,10 @@ use crate::error::{AppError, Result};
 use crate::service::attempts::Verdict;
 use crate::service::core::{Core, gone_user};
 use crate::service::mail::Kind;
-use crate::store::mfa::{Begun, Factor, MfaStore};
+use crate::store::mail::Notice;
+use crate::store::mfa::{Begun, Factor, MfaStore, Spend, StoredTotp};
+
+pub use crate::store::mfa::CodeUsed;
 
 pub use codes::{Codes, Presented};
 
@@ -33,16 +37,6 @@ const OUTCOMES: [&str; 8] = [
     "disabled",
     "regenerated",
 ];
-
-/// A code that was accepted, and spent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeUsed {
-    Totp,
-    /// A recovery code; this many are left.
-    Recovery {
-        left: u32,
-    },
-}
 
 /// A started enrollment: the secret to show once, and its `otpauth://` URI.
 pub struct Enrollment {
@@ -74,47 +68,59 @@ impl Core {
         if let Verdict::Limited { retry_after } = self.attempts.begin(&email, ip).await? {
             return Err(AppError::rate_limited(retry_after));
         }
-        let Some(used) = self.spend_code(user.id, code).await? else {
+        let Some(used) = self.spend_code(user.id, code, None).await? else {
             self.mfa_event("invalid_code");
             return Err(AppError::InvalidCode);
         };
-        self.attempts.forgive(&email, ip).await?;
+        // The code is spent: a counter that cannot be taken back now must not waste it.
+        if let Err(e) = self.attempts.forgive(&email, ip).await {
+            tracing::warn!(error = %e, "a right code's attempt could not be taken back");
+        }
         Ok(used)
     }
 
-    /// Spends `code` if it is a good one of `user`'s confirmed factor; `None` if not.
+    /// Spends `code` if it is a good one of `user`'s confirmed factor, with the login's
+    /// `challenge` if one is given, all or nothing (`MfaStore::spend`); `None` if not.
     pub(crate) async fn spend_code(
         &self,
         user: Uuid,
         code: Option<&str>,
+        challenge: Option<&[u8; 32]>,
     ) -> Result<Option<CodeUsed>> {
         let mfa = &self.stores.mfa;
-        match code.and_then(Presented::parse) {
-            None => Ok(None),
+        let spend = match code.and_then(Presented::parse) {
+            None => return Ok(None),
             Some(Presented::Totp(digits)) => {
                 let Some(stored) = mfa.totp(user).await?.filter(|t| t.confirmed) else {
                     return Ok(None);
                 };
-                let totp = self.open_secret(user, &stored.sealed)?;
-                let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-                let Some(step) = codes::matching_step(&totp, &digits, now, stored.last_step) else {
-                    if codes::matching_step(&totp, &digits, now, -1).is_some() {
-                        self.replayed(user);
-                    }
+                let Some(step) = self.totp_step(user, &stored, &digits)? else {
                     return Ok(None);
                 };
-                let step = i64::try_from(step).map_err(AppError::internal)?;
-                if mfa.use_step(user, step).await? == Factor::Done {
-                    return Ok(Some(CodeUsed::Totp));
+                Spend::Step {
+                    step,
+                    sealed: stored.sealed,
                 }
-                // Another request spent this step (or a later one) first.
-                self.replayed(user);
-                Ok(None)
             }
             Some(Presented::Recovery(compact)) => {
-                let hash = self.codes.recovery_hash(user, &compact);
-                let left = mfa.use_recovery_code(user, &hash).await?;
-                Ok(left.map(|left| CodeUsed::Recovery { left }))
+                Spend::Recovery(self.codes.recovery_hash(user, &compact))
+            }
+        };
+        Ok(mfa.spend(user, &spend, challenge).await?)
+    }
+
+    /// The step of `digits` if they are a code of `stored`'s secret for a step later than
+    /// its last used one (`codes::matching_step`).
+    fn totp_step(&self, user: Uuid, stored: &StoredTotp, digits: &str) -> Result<Option<i64>> {
+        let totp = self.open_secret(user, &stored.sealed)?;
+        let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        match codes::matching_step(&totp, digits, now, stored.last_step) {
+            Some(step) => Ok(Some(i64::try_from(step).map_err(AppError::internal)?)),
+            None => {
+                if stored.confirmed && codes::matching_step(&totp, digits, now, -1).is_some() {
+                    self.replayed(user);
+                }
+                Ok(None)
             }
         }
     }
@@ -203,38 +209,38 @@ impl MfaFlows {
         if let Verdict::Limited { retry_after } = core.attempts.begin(&email, ip).await? {
             return Err(AppError::rate_limited(retry_after));
         }
-        let totp = core.open_secret(user.id, &stored.sealed)?;
-        let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let step = match code.and_then(Presented::parse) {
-            Some(Presented::Totp(digits)) => {
-                codes::matching_step(&totp, &digits, now, stored.last_step)
-            }
+            Some(Presented::Totp(digits)) => core.totp_step(user.id, &stored, &digits)?,
             _ => None,
         };
         let Some(step) = step else {
             core.mfa_event("invalid_code");
             return Err(AppError::InvalidCode);
         };
-        let step = i64::try_from(step).map_err(AppError::internal)?;
         let made = core.codes.new_recovery_codes(user.id);
         let (shown, hashes) = made.ok_or_else(|| AppError::internal("no codes were made"))?;
         // Only the secret that was checked, still unconfirmed: a second enrollment started
         // meanwhile replaced it, and its code is no code of this one.
+        let notice = Notice::new(Kind::MfaOn.as_str()).to(&user.email);
         let confirmed = core
             .stores
             .mfa
-            .confirm(user.id, &stored.sealed, step, &hashes)
+            .confirm(user.id, &stored.sealed, step, &hashes, &notice)
             .await?;
         if confirmed == Factor::Moved {
             core.mfa_event("invalid_code");
             return Err(AppError::InvalidCode);
         }
-        core.attempts.forgive(&email, ip).await?;
+        core.mail.wake();
         core.mfa_event("enrolled");
-        core.mail.notice(Kind::MfaOn, &user.email).await?;
-        // A thief already signed in (with the password) loses the session that would outlive
-        // the new factor.
+        // First: a thief already signed in (with the password) loses the session that would
+        // outlive the new factor, and a password-only login in flight finds the stamp moved.
+        // Should it fail, the answer is 503 and the codes are lost with it: the user makes new
+        // ones with a code of the app.
         core.sweep(user.id, Some(keep)).await?;
+        if let Err(e) = core.attempts.forgive(&email, ip).await {
+            tracing::warn!(error = %e, "a right code's attempt could not be taken back");
+        }
         Ok(shown)
     }
 
@@ -248,12 +254,13 @@ impl MfaFlows {
     ) -> Result<()> {
         let core = &self.core;
         let fresh = self.checked(user, password, code, ip).await?;
-        if core.stores.mfa.disable(fresh.id).await? == Factor::Moved {
+        let notice = Notice::new(Kind::MfaOff.as_str()).to(&fresh.email);
+        if core.stores.mfa.disable(fresh.id, &notice).await? == Factor::Moved {
             return Err(AppError::MfaNotEnabled);
         }
-        core.user_changed(fresh.id).await?;
+        core.mail.wake();
         core.mfa_event("disabled");
-        core.mail.notice(Kind::MfaOff, &fresh.email).await
+        core.user_changed(fresh.id).await
     }
 
     /// Ten new recovery codes, with the password and a code; the old ones die.

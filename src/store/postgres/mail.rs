@@ -76,7 +76,7 @@ async fn take(
     }))
 }
 
-async fn insert_outgoing(
+pub(super) async fn insert_outgoing(
     tx: &mut Transaction<'static, Postgres>,
     mail: &Outgoing,
     now: i64,

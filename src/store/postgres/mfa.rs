@@ -5,9 +5,14 @@
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::clock::now_ms;
 use crate::store::error::{Result, StoreError};
-use crate::store::mfa::{Begun, Challenge, Factor, MfaStore, NewChallenge, StoredTotp};
+use crate::store::mail::Outgoing;
+use crate::store::mfa::{
+    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, StoredTotp,
+};
 use crate::store::postgres::fail;
+use crate::store::postgres::mail::insert_outgoing;
 
 pub struct Mfa {
     pool: PgPool,
@@ -99,6 +104,7 @@ impl MfaStore for Mfa {
         sealed: &[u8],
         step: i64,
         codes: &[[u8; 32]],
+        notice: &Outgoing,
     ) -> Result<Factor> {
         let Some(mut tx) = self.lock_user(user).await? else {
             return Ok(Factor::Moved);
@@ -118,46 +124,79 @@ impl MfaStore for Mfa {
         }
         put_codes(&mut tx, user, codes).await?;
         set_flag(&mut tx, user, true).await?;
+        insert_outgoing(&mut tx, notice, now_ms()).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Factor::Done)
     }
 
-    async fn use_step(&self, user: Uuid, step: i64) -> Result<Factor> {
-        let done = sqlx::query!(
-            "UPDATE mfa_totp SET last_step = $2
-             WHERE user_id = $1 AND confirmed AND last_step < $2",
-            user,
-            step,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(fail)?;
-        Ok(Factor::from_rows(done.rows_affected()))
-    }
-
-    async fn use_recovery_code(&self, user: Uuid, hash: &[u8; 32]) -> Result<Option<u32>> {
+    async fn spend(
+        &self,
+        user: Uuid,
+        spend: &Spend,
+        challenge: Option<&[u8; 32]>,
+    ) -> Result<Option<CodeUsed>> {
+        // Dropped without a commit, the transaction writes nothing.
         let mut tx = self.pool.begin().await.map_err(fail)?;
-        let done = sqlx::query!(
-            "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND hash = $2",
-            user,
-            &hash[..],
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(fail)?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
+        if let Some(hash) = challenge {
+            let done = sqlx::query!(
+                "DELETE FROM mfa_challenges c
+                 WHERE c.hash = $1 AND c.user_id = $2 AND EXISTS (
+                     SELECT 1 FROM users u
+                     WHERE u.id = c.user_id AND u.mfa
+                       AND u.password_hash = c.bound_password AND u.email = c.bound_email)",
+                &hash[..],
+                user,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
         }
-        let left = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "left!" FROM mfa_recovery_codes WHERE user_id = $1"#,
-            user,
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
-        let left = u32::try_from(left).map_err(|e| StoreError::failed("postgres", e))?;
-        Ok(Some(left))
+        let used = match spend {
+            Spend::Step { step, sealed } => {
+                let done = sqlx::query!(
+                    "UPDATE mfa_totp SET last_step = $2
+                     WHERE user_id = $1 AND confirmed AND sealed = $3 AND last_step < $2",
+                    user,
+                    step,
+                    sealed,
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+                (done.rows_affected() == 1).then_some(CodeUsed::Totp)
+            }
+            Spend::Recovery(hash) => {
+                let done = sqlx::query!(
+                    "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND hash = $2",
+                    user,
+                    &hash[..],
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+                if done.rows_affected() == 1 {
+                    let left = sqlx::query_scalar!(
+                        r#"SELECT count(*) AS "left!" FROM mfa_recovery_codes WHERE user_id = $1"#,
+                        user,
+                    )
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                    let left =
+                        u32::try_from(left).map_err(|e| StoreError::failed("postgres", e))?;
+                    Some(CodeUsed::Recovery { left })
+                } else {
+                    None
+                }
+            }
+        };
+        if used.is_some() {
+            tx.commit().await.map_err(fail)?;
+        }
+        Ok(used)
     }
 
     async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor> {
@@ -179,7 +218,7 @@ impl MfaStore for Mfa {
         Ok(Factor::Done)
     }
 
-    async fn disable(&self, user: Uuid) -> Result<Factor> {
+    async fn disable(&self, user: Uuid, notice: &Outgoing) -> Result<Factor> {
         let Some(mut tx) = self.lock_user(user).await? else {
             return Ok(Factor::Moved);
         };
@@ -195,6 +234,7 @@ impl MfaStore for Mfa {
         }
         put_codes(&mut tx, user, &[]).await?;
         set_flag(&mut tx, user, false).await?;
+        insert_outgoing(&mut tx, notice, now_ms()).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Factor::Done)
     }
@@ -229,8 +269,8 @@ impl MfaStore for Mfa {
     ) -> Result<Option<Challenge>> {
         sqlx::query_as!(
             Challenge,
-            r#"UPDATE mfa_challenges SET failures = failures + 1
-               WHERE hash = $1 AND expires_at > $2 AND failures < $3
+            r#"UPDATE mfa_challenges SET tries = tries + 1
+               WHERE hash = $1 AND expires_at > $2 AND tries < $3
                RETURNING user_id AS "user", bound_email, bound_password"#,
             &hash[..],
             now,
@@ -239,13 +279,5 @@ impl MfaStore for Mfa {
         .fetch_optional(&self.pool)
         .await
         .map_err(fail)
-    }
-
-    async fn spend_challenge(&self, hash: &[u8; 32]) -> Result<bool> {
-        let done = sqlx::query!("DELETE FROM mfa_challenges WHERE hash = $1", &hash[..])
-            .execute(&self.pool)
-            .await
-            .map_err(fail)?;
-        Ok(done.rows_affected() == 1)
     }
 }

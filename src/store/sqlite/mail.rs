@@ -56,7 +56,7 @@ async fn take(
     .transpose()
 }
 
-async fn insert_outgoing(
+pub(super) async fn insert_outgoing(
     tx: &mut Transaction<'static, Sqlite>,
     mail: &Outgoing,
     now: i64,

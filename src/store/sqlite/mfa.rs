@@ -4,8 +4,13 @@
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
+use crate::clock::now_ms;
 use crate::store::error::{Result, StoreError};
-use crate::store::mfa::{Begun, Challenge, Factor, MfaStore, NewChallenge, StoredTotp};
+use crate::store::mail::Outgoing;
+use crate::store::mfa::{
+    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, StoredTotp,
+};
+use crate::store::sqlite::mail::insert_outgoing;
 use crate::store::sqlite::users::next_updated_at;
 use crate::store::sqlite::{Db, fail};
 
@@ -112,6 +117,7 @@ impl MfaStore for Mfa {
         sealed: &[u8],
         step: i64,
         codes: &[[u8; 32]],
+        notice: &Outgoing,
     ) -> Result<Factor> {
         let user = id(user);
         let mut tx = self.db.write().await?;
@@ -131,45 +137,80 @@ impl MfaStore for Mfa {
         }
         put_codes(&mut tx, &user, codes).await?;
         set_flag(&mut tx, &user, true).await?;
+        insert_outgoing(&mut tx, notice, now_ms()).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Factor::Done)
     }
 
-    async fn use_step(&self, user: Uuid, step: i64) -> Result<Factor> {
-        let done = sqlx::query(
-            "UPDATE mfa_totp SET last_step = ?
-             WHERE user_id = ? AND confirmed = 1 AND last_step < ?",
-        )
-        .bind(step)
-        .bind(id(user))
-        .bind(step)
-        .execute(&self.db.writer)
-        .await
-        .map_err(fail)?;
-        Ok(Factor::from_rows(done.rows_affected()))
-    }
-
-    async fn use_recovery_code(&self, user: Uuid, hash: &[u8; 32]) -> Result<Option<u32>> {
+    async fn spend(
+        &self,
+        user: Uuid,
+        spend: &Spend,
+        challenge: Option<&[u8; 32]>,
+    ) -> Result<Option<CodeUsed>> {
         let user = id(user);
+        // Dropped without a commit, the transaction writes nothing.
         let mut tx = self.db.write().await?;
-        let done = sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = ? AND hash = ?")
-            .bind(&user)
+        if let Some(hash) = challenge {
+            let done = sqlx::query(
+                "DELETE FROM mfa_challenges
+                 WHERE hash = ? AND user_id = ? AND EXISTS (
+                     SELECT 1 FROM users
+                     WHERE users.id = mfa_challenges.user_id AND users.mfa = 1
+                       AND users.password_hash = mfa_challenges.bound_password
+                       AND users.email = mfa_challenges.bound_email)",
+            )
             .bind(&hash[..])
+            .bind(&user)
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
         }
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?")
+        let used = match spend {
+            Spend::Step { step, sealed } => {
+                let done = sqlx::query(
+                    "UPDATE mfa_totp SET last_step = ?
+                     WHERE user_id = ? AND confirmed = 1 AND sealed = ? AND last_step < ?",
+                )
+                .bind(step)
                 .bind(&user)
-                .fetch_one(&mut *tx)
+                .bind(sealed)
+                .bind(step)
+                .execute(&mut *tx)
                 .await
                 .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
-        let left = u32::try_from(left).map_err(|e| StoreError::failed("sqlite", e))?;
-        Ok(Some(left))
+                (done.rows_affected() == 1).then_some(CodeUsed::Totp)
+            }
+            Spend::Recovery(hash) => {
+                let done =
+                    sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = ? AND hash = ?")
+                        .bind(&user)
+                        .bind(&hash[..])
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                if done.rows_affected() == 1 {
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?",
+                    )
+                    .bind(&user)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                    let left = u32::try_from(left).map_err(|e| StoreError::failed("sqlite", e))?;
+                    Some(CodeUsed::Recovery { left })
+                } else {
+                    None
+                }
+            }
+        };
+        if used.is_some() {
+            tx.commit().await.map_err(fail)?;
+        }
+        Ok(used)
     }
 
     async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor> {
@@ -189,7 +230,7 @@ impl MfaStore for Mfa {
         Ok(Factor::Done)
     }
 
-    async fn disable(&self, user: Uuid) -> Result<Factor> {
+    async fn disable(&self, user: Uuid, notice: &Outgoing) -> Result<Factor> {
         let user = id(user);
         let mut tx = self.db.write().await?;
         let done = sqlx::query("DELETE FROM mfa_totp WHERE user_id = ? AND confirmed = 1")
@@ -202,6 +243,7 @@ impl MfaStore for Mfa {
         }
         put_codes(&mut tx, &user, &[]).await?;
         set_flag(&mut tx, &user, false).await?;
+        insert_outgoing(&mut tx, notice, now_ms()).await?;
         tx.commit().await.map_err(fail)?;
         Ok(Factor::Done)
     }
@@ -231,8 +273,8 @@ impl MfaStore for Mfa {
         tries: u32,
     ) -> Result<Option<Challenge>> {
         let row = sqlx::query(
-            "UPDATE mfa_challenges SET failures = failures + 1
-             WHERE hash = ? AND expires_at > ? AND failures < ?
+            "UPDATE mfa_challenges SET tries = tries + 1
+             WHERE hash = ? AND expires_at > ? AND tries < ?
              RETURNING user_id, bound_email, bound_password",
         )
         .bind(&hash[..])
@@ -250,14 +292,5 @@ impl MfaStore for Mfa {
             })
         })
         .transpose()
-    }
-
-    async fn spend_challenge(&self, hash: &[u8; 32]) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM mfa_challenges WHERE hash = ?")
-            .bind(&hash[..])
-            .execute(&self.db.writer)
-            .await
-            .map_err(fail)?;
-        Ok(done.rows_affected() == 1)
     }
 }
