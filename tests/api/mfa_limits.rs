@@ -87,6 +87,32 @@ async fn a_completed_login_clears_the_counter() {
     assert_eq!(recovery.status(), 200);
 }
 
+/// Guards the counter against a code step that is refused because the password changed
+/// after the password step: that is no completed login, and must not clear the counter.
+#[tokio::test]
+async fn a_code_step_refused_for_a_changed_password_does_not_clear_the_counter() {
+    let app = spawn_app_with(&[("LOGIN_ATTEMPTS_LIMIT", "3")]).await;
+    let mut user = app.mfa_user().await;
+    let old = app.password_step(&user.email).await;
+    let code = user.authenticator.next_code();
+    let changed = app
+        .change_password_with_code(&user.session.access, &code)
+        .await;
+    assert_eq!(changed.status(), 200);
+    // The password step and the change's own checks were each taken back: 0 so far.
+    for _ in 0..2 {
+        let wrong = app.login_mfa(&old, &user.authenticator.wrong_code()).await;
+        assert_error(wrong, 401, "invalid_code").await;
+    }
+    // The third attempt: a right code, on the token of a password that is no more.
+    let refused = app.login_mfa(&old, &user.recovery_codes[0]).await;
+    assert_error(refused, 401, "invalid_code").await;
+
+    // The fourth, over the limit of 3: nothing cleared the first three.
+    let next = app.login(&user.email, NEW_PASSWORD).await;
+    assert_error(next, 429, "rate_limited").await;
+}
+
 #[tokio::test]
 async fn a_wrong_password_at_enrollment_counts() {
     let app = spawn_app_with(&[("LOGIN_ATTEMPTS_LIMIT", "1")]).await;

@@ -160,3 +160,58 @@ async fn without_a_factor_no_code_is_asked() {
         assert_eq!(response.status(), route.success_status(), "{route:?}");
     }
 }
+
+/// The password step of `email` with `NEW_PASSWORD`; returns the `mfa_token`.
+async fn password_step_with_the_new_password(app: &TestApp, email: &str) -> String {
+    let body = success(app.login(email, NEW_PASSWORD).await, 200).await;
+    assert_eq!(body["mfa_required"], true, "{body}");
+    body["mfa_token"].as_str().expect("mfa_token").to_owned()
+}
+
+/// Guards the code sent on an `mfa_token` whose password was changed since (from a live
+/// session): that code step is refused, and the code is not spent by it.
+#[tokio::test]
+async fn a_code_refused_for_a_password_changed_since_the_password_step_is_not_spent() {
+    let app = spawn_app().await;
+    let mut user = app.mfa_user().await;
+    let old = app.password_step(&user.email).await;
+    let code = user.authenticator.next_code();
+    let changed = app
+        .change_password_with_code(&user.session.access, &code)
+        .await;
+    assert_eq!(changed.status(), 200);
+    let recovery = &user.recovery_codes[0];
+
+    let refused = app.login_mfa(&old, recovery).await;
+
+    assert_error(refused, 401, "invalid_code").await;
+    let fresh = password_step_with_the_new_password(&app, &user.email).await;
+    let body = success(app.login_mfa(&fresh, recovery).await, 200).await;
+    assert_eq!(body["data"]["recovery_codes_left"], 9, "{body}");
+}
+
+/// Guards the order of an address change: one to the address the user already has is
+/// refused before the code is checked, so the code is not spent.
+#[tokio::test]
+async fn an_address_change_to_the_own_address_spends_no_code() {
+    let app = spawn_app().await;
+    let user = app.mfa_user().await;
+    let recovery = &user.recovery_codes[0];
+    let body = json!({"email": user.email, "password": PASSWORD, "code": recovery});
+
+    let response = call(
+        &app.address,
+        Method::POST,
+        "/api/users/me/email",
+        Some(&user.session.access),
+        Some(&body),
+    )
+    .await;
+
+    let error = assert_error(response, 400, "validation_failed").await;
+    assert_eq!(error["errors"][0]["field"], "email", "{error}");
+    assert_eq!(error["errors"][0]["message"], "is already your address");
+    let mfa_token = app.password_step(&user.email).await;
+    let body = success(app.login_mfa(&mfa_token, recovery).await, 200).await;
+    assert_eq!(body["data"]["recovery_codes_left"], 9, "{body}");
+}

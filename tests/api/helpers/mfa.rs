@@ -260,6 +260,24 @@ impl TestApp {
         password_step_at(&self.address, email).await
     }
 
+    /// `POST /api/users/me/password` from `PASSWORD` to `NEW_PASSWORD`, with a `code`.
+    pub async fn change_password_with_code(&self, access: &str, code: &str) -> Response {
+        let body = json!({
+            "currentPassword": PASSWORD,
+            "newPassword": super::NEW_PASSWORD,
+            "newPasswordConfirm": super::NEW_PASSWORD,
+            "code": code,
+        });
+        call(
+            &self.address,
+            Method::POST,
+            "/api/users/me/password",
+            Some(access),
+            Some(&body),
+        )
+        .await
+    }
+
     /// Both steps with `code`; asserts a 200 and returns the session of its cookies.
     pub async fn login_with_code(&self, email: &str, code: &str) -> Session {
         let mfa_token = self.password_step(email).await;
