@@ -71,7 +71,8 @@ impl AuthService {
                  MFA_ENCRYPTION_KEY in production (`rs256-auth keys mfa-key` prints the key in use)"
             );
         }
-        let codes = Codes::new(&settings.mfa, mfa::key_in_use(&settings.mfa, &tokens))?;
+        let key = mfa::key_in_use(&settings.mfa, &tokens);
+        let codes = Codes::new(key, &settings.mfa.issuer)?;
         let stores = Arc::new(stores);
         let attempts = LoginAttempts::new(stores.clone(), limits);
         let mailer = Mailer::start(

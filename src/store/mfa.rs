@@ -53,6 +53,17 @@ pub enum Spend {
     Recovery([u8; 32]),
 }
 
+/// What came of spending a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spending {
+    Done(CodeUsed),
+    /// The challenge is gone, or its user no longer has what it was issued for.
+    LoginChanged,
+    /// The step was used already (by a later or racing code), or the recovery code is not
+    /// (or no longer) the user's, or the factor changed.
+    CodeTaken,
+}
+
 /// A code that was spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeUsed {
@@ -109,13 +120,13 @@ pub trait MfaStore {
     /// step only if it is later than the last one used and of the secret it was checked
     /// against; a recovery code by deleting it. With `challenge` (a login's second step), that
     /// challenge is deleted too, and only while its user still has the password hash, the
-    /// address and the factor it was issued for. `None`: nothing was written.
+    /// address and the factor it was issued for. Unless `Done`, nothing was written.
     async fn spend(
         &self,
         user: Uuid,
         spend: &Spend,
         challenge: Option<&[u8; 32]>,
-    ) -> Result<Option<CodeUsed>>;
+    ) -> Result<Spending>;
 
     /// Replaces the recovery codes, if the confirmed factor is on.
     async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor>;

@@ -31,7 +31,7 @@ use crate::domain::{Email, NewUser, Role, User};
 use crate::store::attempts::{Count, CounterStore};
 use crate::store::mail::{Issued, MailStore, NewLink, Notice, Outgoing, Purpose, Queued, Spent};
 use crate::store::mfa::{
-    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, StoredTotp,
+    Begun, Challenge, Factor, MfaStore, NewChallenge, Spend, Spending, StoredTotp,
 };
 use crate::store::rotation::{Rotate, Rotation};
 use crate::store::sessions::{

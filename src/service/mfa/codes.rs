@@ -7,7 +7,6 @@ use aws_lc_rs::rand;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use uuid::Uuid;
 
-use crate::config::MfaSettings;
 use crate::service::opaque::Seal;
 
 /// Seconds per TOTP step.
@@ -65,8 +64,8 @@ pub struct Codes {
 }
 
 impl Codes {
-    /// With `key` (`super::key_in_use`) and the settings' issuer.
-    pub fn new(settings: &MfaSettings, key: [u8; 32]) -> Result<Self, String> {
+    /// With `key` (`super::key_in_use`); `issuer` names the service in authenticator apps.
+    pub fn new(key: [u8; 32], issuer: &str) -> Result<Self, String> {
         let seal_key = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), b"totp seal v1");
         let mut seal_secret = [0u8; 32];
         seal_secret.copy_from_slice(seal_key.as_ref());
@@ -74,7 +73,7 @@ impl Codes {
         Ok(Codes {
             seal: Seal::new(&seal_secret)?,
             recovery: hmac::Key::new(hmac::HMAC_SHA256, recovery_key.as_ref()),
-            issuer: settings.issuer.clone(),
+            issuer: issuer.to_owned(),
         })
     }
 
@@ -163,11 +162,7 @@ mod tests {
     use super::*;
 
     fn codes() -> Codes {
-        let settings = MfaSettings {
-            key: Some([3; 32]),
-            issuer: "rs256-auth".into(),
-        };
-        Codes::new(&settings, [9; 32]).unwrap()
+        Codes::new([3; 32], "rs256-auth").unwrap()
     }
 
     /// RFC 6238's SHA-1 secret, in base32.
@@ -282,16 +277,8 @@ mod tests {
         let opened = codes.open(user, &sealed).unwrap();
         assert_eq!(matching_step(&opened, &code, 30_000, -1), Some(1000));
         assert!(codes.open(Uuid::new_v4(), &sealed).is_none());
-        let other = MfaSettings {
-            key: Some([4; 32]),
-            issuer: "x".into(),
-        };
-        assert!(
-            Codes::new(&other, [9; 32])
-                .unwrap()
-                .open(user, &sealed)
-                .is_none()
-        );
+        let other = Codes::new([4; 32], "rs256-auth").unwrap();
+        assert!(other.open(user, &sealed).is_none());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::service::core::{Core, gone_user};
 use crate::service::mail::Kind;
 use crate::service::tokens::Tokens;
 use crate::store::mail::Notice;
-use crate::store::mfa::{Begun, Factor, MfaStore, Spend, StoredTotp};
+use crate::store::mfa::{Begun, Factor, MfaStore, Spend, Spending, StoredTotp};
 
 pub use crate::store::mfa::CodeUsed;
 
@@ -117,7 +117,15 @@ impl Core {
                 Spend::Recovery(self.codes.recovery_hash(user, &compact))
             }
         };
-        Ok(mfa.spend(user, &spend, challenge).await?)
+        Ok(match mfa.spend(user, &spend, challenge).await? {
+            Spending::Done(used) => Some(used),
+            Spending::CodeTaken if matches!(spend, Spend::Step { .. }) => {
+                // A racing request spent this step (or a later one) first.
+                self.replayed(user);
+                None
+            }
+            Spending::CodeTaken | Spending::LoginChanged => None,
+        })
     }
 
     /// The step of `digits` if they are a code of `stored`'s secret for a step later than
@@ -230,6 +238,10 @@ impl MfaFlows {
         };
         let made = core.codes.new_recovery_codes(user.id);
         let (shown, hashes) = made.ok_or_else(|| AppError::internal("no codes were made"))?;
+        // The other sessions end before the factor goes on: a thief already signed in with the
+        // password must not outlive it, and should the sweep fail, nothing is on yet (503, and
+        // the user confirms again with the next code).
+        core.sweep(user.id, Some(keep)).await?;
         // Only the secret that was checked, still unconfirmed: a second enrollment started
         // meanwhile replaced it, and its code is no code of this one.
         let notice = Notice::new(Kind::MfaOn.as_str()).to(&user.email);
@@ -244,11 +256,12 @@ impl MfaFlows {
         }
         core.mail.wake();
         core.mfa_event("enrolled");
-        // First: a thief already signed in (with the password) loses the session that would
-        // outlive the new factor, and a password-only login in flight finds the stamp moved.
-        // Should it fail, the answer is 503 and the codes are lost with it: the user makes new
-        // ones with a code of the app.
-        core.sweep(user.id, Some(keep)).await?;
+        // Once more, for a password-only login that wrote its session between the first sweep
+        // and the commit. The factor is on and the codes exist only in this answer: a failure
+        // here is logged, not answered.
+        if let Err(e) = core.sweep(user.id, Some(keep)).await {
+            tracing::error!(error = %e, "the sessions could not be ended again after the factor went on");
+        }
         if let Err(e) = core.attempts.forgive(&email, ip).await {
             tracing::warn!(error = %e, "a right code's attempt could not be taken back");
         }

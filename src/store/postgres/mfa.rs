@@ -1,6 +1,7 @@
-//! The second factor in Postgres. A change to a factor locks its user's row first, in the
-//! order every writer of these tables takes them (user, then factor), so that a confirm racing
-//! a deletion waits instead of deadlocking. Every use of a code is one conditional statement.
+//! The second factor in Postgres. Every write locks its user's row first, in the order every
+//! writer of these tables takes them (user, then factor and challenges, as the cascade of a
+//! deletion does), so that a confirm or a code racing a deletion or a password change waits
+//! instead of deadlocking or deciding on a user that is changing.
 
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use crate::clock::now_ms;
 use crate::store::error::{Result, StoreError};
 use crate::store::mail::Outgoing;
 use crate::store::mfa::{
-    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, StoredTotp,
+    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, Spending, StoredTotp,
 };
 use crate::store::postgres::fail;
 use crate::store::postgres::mail::insert_outgoing;
@@ -134,9 +135,11 @@ impl MfaStore for Mfa {
         user: Uuid,
         spend: &Spend,
         challenge: Option<&[u8; 32]>,
-    ) -> Result<Option<CodeUsed>> {
+    ) -> Result<Spending> {
         // Dropped without a commit, the transaction writes nothing.
-        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let Some(mut tx) = self.lock_user(user).await? else {
+            return Ok(Spending::LoginChanged);
+        };
         if let Some(hash) = challenge {
             let done = sqlx::query!(
                 "DELETE FROM mfa_challenges c
@@ -151,7 +154,7 @@ impl MfaStore for Mfa {
             .await
             .map_err(fail)?;
             if done.rows_affected() != 1 {
-                return Ok(None);
+                return Ok(Spending::LoginChanged);
             }
         }
         let used = match spend {
@@ -193,10 +196,11 @@ impl MfaStore for Mfa {
                 }
             }
         };
-        if used.is_some() {
-            tx.commit().await.map_err(fail)?;
-        }
-        Ok(used)
+        let Some(used) = used else {
+            return Ok(Spending::CodeTaken);
+        };
+        tx.commit().await.map_err(fail)?;
+        Ok(Spending::Done(used))
     }
 
     async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor> {

@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::store::error::{Result, StoreError};
 use crate::store::mail::Outgoing;
 use crate::store::mfa::{
-    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, StoredTotp,
+    Begun, Challenge, CodeUsed, Factor, MfaStore, NewChallenge, Spend, Spending, StoredTotp,
 };
 use crate::store::sqlite::mail::insert_outgoing;
 use crate::store::sqlite::users::next_updated_at;
@@ -147,9 +147,10 @@ impl MfaStore for Mfa {
         user: Uuid,
         spend: &Spend,
         challenge: Option<&[u8; 32]>,
-    ) -> Result<Option<CodeUsed>> {
+    ) -> Result<Spending> {
         let user = id(user);
-        // Dropped without a commit, the transaction writes nothing.
+        // One writer: nothing changes the user between the check and the spend. Dropped
+        // without a commit, the transaction writes nothing.
         let mut tx = self.db.write().await?;
         if let Some(hash) = challenge {
             let done = sqlx::query(
@@ -166,7 +167,7 @@ impl MfaStore for Mfa {
             .await
             .map_err(fail)?;
             if done.rows_affected() != 1 {
-                return Ok(None);
+                return Ok(Spending::LoginChanged);
             }
         }
         let used = match spend {
@@ -207,10 +208,11 @@ impl MfaStore for Mfa {
                 }
             }
         };
-        if used.is_some() {
-            tx.commit().await.map_err(fail)?;
-        }
-        Ok(used)
+        let Some(used) = used else {
+            return Ok(Spending::CodeTaken);
+        };
+        tx.commit().await.map_err(fail)?;
+        Ok(Spending::Done(used))
     }
 
     async fn replace_codes(&self, user: Uuid, codes: &[[u8; 32]]) -> Result<Factor> {
