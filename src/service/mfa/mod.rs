@@ -1,8 +1,9 @@
 //! The second factor: enrollment, and the codes that every sensitive step asks for. The
 //! second step of a login is `login`; the codes themselves are `codes`.
 //!
-//! Every use of a code is one conditional write in the user database (`MfaStore`): a TOTP
-//! step only if it is later than the last one used, a recovery code by deleting it. Two
+//! Every use of a code is one transaction in the user database (`MfaStore::spend`): a TOTP
+//! step only if it is later than the last one used (and of the secret it was checked
+//! against), a recovery code by deleting it, and at a login the `mfa_token` with it. Two
 //! instances given one code at once accept it once.
 
 pub mod codes;
