@@ -15,6 +15,9 @@ use crate::http::{client, no_store, success};
 const WRONG_CODE: &str = "`invalid_code`: the code is wrong, was used already (each 30-second \
     step's code works once), or is missing; counted as a failed login. Or, as for \
     `/api/users/me`, no live token.";
+const PASSWORD_AND_CODE_REFUSED: &str = "`validation_failed`: `password` missing, `password` \
+    or `code` not a string, or an ambiguous request.";
+const NOT_ENABLED: &str = "`mfa_not_enabled`: no second factor is on.";
 const PASSWORD_THEN_CODE: &str = "`invalid_credentials`: a wrong `password` (checked first); \
     `invalid_code`: the code is wrong, used or missing; both count as a failed login. Or, as \
     for `/api/users/me`, no live token.";
@@ -184,12 +187,10 @@ pub async fn confirm_enrollment(
     responses(
         (status = 200, description = "Off.", body = schema::Success,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`validation_failed`: `password` missing, `password` or \
-            `code` not a string, or an ambiguous request.", body = schema::Error),
+        (status = 400, description = PASSWORD_AND_CODE_REFUSED, body = schema::Error),
         (status = 401, description = PASSWORD_THEN_CODE, body = schema::Error),
         CrossSite,
-        (status = 409, description = "`mfa_not_enabled`: no second factor is on.",
-            body = schema::Error),
+        (status = 409, description = NOT_ENABLED, body = schema::Error),
         BodyRefused,
         LoginLimits,
         ServerErrors,
@@ -222,12 +223,10 @@ pub async fn disable(
     responses(
         (status = 200, description = "The new codes.", body = schema::RecoveryCodes,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`validation_failed`: `password` missing, `password` or \
-            `code` not a string, or an ambiguous request.", body = schema::Error),
+        (status = 400, description = PASSWORD_AND_CODE_REFUSED, body = schema::Error),
         (status = 401, description = PASSWORD_THEN_CODE, body = schema::Error),
         CrossSite,
-        (status = 409, description = "`mfa_not_enabled`: no second factor is on.",
-            body = schema::Error),
+        (status = 409, description = NOT_ENABLED, body = schema::Error),
         BodyRefused,
         LoginLimits,
         ServerErrors,

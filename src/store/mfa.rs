@@ -9,7 +9,6 @@ use crate::store::error::Result;
 use crate::store::mail::Outgoing;
 
 /// A user's authenticator secret as stored: sealed, and whether it was confirmed.
-#[derive(Clone)]
 pub struct StoredTotp {
     pub sealed: Vec<u8>,
     pub confirmed: bool,
@@ -34,16 +33,6 @@ pub enum Factor {
     /// The factor was not as the write needed (confirmed meanwhile, replaced, turned off, or
     /// the step already used): nothing was written.
     Moved,
-}
-
-impl Factor {
-    pub fn from_rows(rows: u64) -> Self {
-        if rows == 1 {
-            Factor::Done
-        } else {
-            Factor::Moved
-        }
-    }
 }
 
 /// What spending a code writes: the step of a TOTP code, for the sealed secret it was checked
@@ -87,7 +76,7 @@ pub struct NewChallenge {
 }
 
 /// A live challenge, as read.
-#[derive(Debug, Clone)]
+/// No `Debug`: it holds a password hash, which no log line may carry.
 pub struct Challenge {
     pub user: Uuid,
     pub bound_email: String,
