@@ -205,6 +205,35 @@ async fn the_mfa_token_survives_four_wrong_codes_and_dies_at_the_fifth() {
     assert_eq!(right.status(), 200);
 }
 
+/// The `mfa_token` lives 5 minutes. Its stored end is moved back behind the app's back, as
+/// the passing of time would: 290 s later it still works, 301 s later it is dead. Together
+/// they pin the lifetime to between 290 and 301 seconds.
+#[tokio::test]
+async fn the_mfa_token_lives_five_minutes() {
+    let app = spawn_app().await;
+    let user = app.mfa_user().await;
+    let older_by = |ms: u32| {
+        format!(
+            "UPDATE mfa_challenges SET expires_at = expires_at - {ms}
+             WHERE user_id = (SELECT id FROM users WHERE email = $1)"
+        )
+    };
+
+    let young = app.password_step(&user.email).await;
+    app.execute(&older_by(290_000), &user.email).await;
+    let response = app.login_mfa(&young, &user.recovery_codes[0]).await;
+    assert_eq!(response.status(), 200, "290 s after the password step");
+
+    let old = app.password_step(&user.email).await;
+    app.execute(&older_by(301_000), &user.email).await;
+    let response = app.login_mfa(&old, &user.recovery_codes[1]).await;
+    assert_error(response, 401, "invalid_code").await;
+    // Only the token was dead: that recovery code is still good.
+    let fresh = app.password_step(&user.email).await;
+    let response = app.login_mfa(&fresh, &user.recovery_codes[1]).await;
+    assert_eq!(response.status(), 200);
+}
+
 #[tokio::test]
 async fn an_unknown_mfa_token_is_invalid_code() {
     let app = spawn_app().await;
